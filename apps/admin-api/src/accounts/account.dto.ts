@@ -1,0 +1,341 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  ArrayNotEmpty,
+  IsArray,
+  IsBoolean,
+  IsDefined,
+  IsFQDN,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Length,
+  Matches,
+  Max,
+  Min,
+  ValidateBy,
+  ValidateIf,
+  ValidateNested,
+} from 'class-validator';
+import { invalidAllowedFromEntries } from '@relay/domain';
+import { parseCidr } from '@relay/persistence';
+
+/**
+ * Request and response bodies of /v1/accounts. Each field's rules are written once and used by
+ * both the create and the patch body; only whether the field must be present differs. The
+ * ValidationPipe stops at a property's first failing rule. Rules run in the order they are
+ * registered, which for stacked decorators is bottom-up; so each property gets one
+ * applyDecorators(...) whose list reads, and runs, top-down.
+ */
+
+const MAX_LIST_ENTRIES = 1000;
+const MAX_INT32 = 2_147_483_647;
+
+type Presence = 'required' | 'optional' | 'nullable';
+
+/**
+ * required: must be there. optional: may be left out, but null is refused (the column is NOT NULL).
+ * nullable: may be left out or null (null clears it).
+ */
+function presence(name: string, mode: Presence): PropertyDecorator {
+  switch (mode) {
+    case 'required':
+      return IsDefined({ message: `${name} is required` });
+    case 'optional':
+      return ValidateIf((_: unknown, value: unknown) => value !== undefined);
+    case 'nullable':
+      return IsOptional();
+  }
+}
+
+const cidrList = (): PropertyDecorator =>
+  ValidateBy({
+    name: 'isCidrList',
+    validator: {
+      validate: (value: unknown) => Array.isArray(value) && value.every((v) => parseCidr(String(v)).ok),
+      defaultMessage: (args) => {
+        const list = Array.isArray(args?.value) ? (args.value as unknown[]) : [];
+        const index = list.findIndex((v) => !parseCidr(String(v)).ok);
+        const parsed = parseCidr(String(list[index]));
+        return `${args?.property}[${index}]: ${parsed.ok ? 'invalid' : parsed.reason}`;
+      },
+    },
+  });
+
+const allowedFromList = (): PropertyDecorator =>
+  ValidateBy({
+    name: 'isAllowedFromList',
+    validator: {
+      validate: (value: unknown) =>
+        Array.isArray(value) && invalidAllowedFromEntries(value as string[]).length === 0,
+      defaultMessage: (args) => {
+        const invalid = invalidAllowedFromEntries((args?.value ?? []) as string[]);
+        return `${args?.property} entries must be an address, @domain or *; not: ${invalid.map((e) => JSON.stringify(e)).join(', ')}`;
+      },
+    },
+  });
+
+const NameField = (mode: Presence): PropertyDecorator =>
+  applyDecorators(
+    ApiProperty({
+      description: 'Display name for support agents.',
+      example: 'Acme Corp',
+      required: mode === 'required',
+    }),
+    presence('name', mode),
+    IsString(),
+    Length(1, 200),
+  );
+
+const UsernameField = (mode: Presence): PropertyDecorator =>
+  applyDecorators(
+    ApiProperty({
+      description: 'SMTP AUTH username; unique.',
+      example: 'acme',
+      required: mode === 'required',
+    }),
+    presence('username', mode),
+    IsString(),
+    Length(1, 254),
+    Matches(/^[^\s\p{Cc}]+$/u, { message: 'username must not contain spaces or control characters' }),
+  );
+
+const PasswordField = (mode: Presence): PropertyDecorator =>
+  applyDecorators(
+    ApiProperty({
+      description: 'SMTP AUTH password; stored as a salted scrypt hash and never returned.',
+      example: 'correct horse battery staple',
+      required: mode === 'required',
+      writeOnly: true,
+    }),
+    presence('password', mode),
+    IsString(),
+    Length(8, 1024, { message: 'password must be 8 to 1024 characters long' }),
+  );
+
+const AllowedIpsField = (mode: Presence): PropertyDecorator =>
+  applyDecorators(
+    ApiProperty({
+      description:
+        'CIDRs (or single addresses) from which a client may relay without AUTH; the longest prefix wins across accounts.',
+      type: [String],
+      example: ['203.0.113.0/24', '2001:db8::/32'],
+      required: false,
+    }),
+    presence('allowedIps', mode),
+    IsArray(),
+    ArrayMaxSize(MAX_LIST_ENTRIES),
+    IsString({ each: true }),
+    cidrList(),
+  );
+
+const AllowedFromField = (mode: Presence): PropertyDecorator =>
+  applyDecorators(
+    ApiProperty({
+      description: 'From addresses the account may send as: addresses, @domain entries or * (any).',
+      type: [String],
+      example: ['@acme.example', 'billing@acme-mail.example'],
+      required: mode === 'required',
+    }),
+    presence('allowedFrom', mode),
+    IsArray(),
+    ArrayNotEmpty({ message: 'allowedFrom must list at least one address, @domain or *' }),
+    ArrayMaxSize(MAX_LIST_ENTRIES),
+    IsString({ each: true }),
+    allowedFromList(),
+  );
+
+const LIMITS = {
+  monthlyMessageLimit: { max: MAX_INT32, unit: 'Messages' },
+  monthlyByteLimit: { max: Number.MAX_SAFE_INTEGER, unit: 'Bytes' },
+} as const;
+
+const LimitField = (name: keyof typeof LIMITS): PropertyDecorator =>
+  applyDecorators(
+    ApiPropertyOptional({
+      description: `${LIMITS[name].unit} per calendar month (UTC); null is unlimited.`,
+      type: Number,
+      nullable: true,
+      example: 10000,
+    }),
+    presence(name, 'nullable'),
+    IsInt(),
+    Min(0),
+    Max(LIMITS[name].max),
+  );
+
+const FlagField = (name: string, description: string): PropertyDecorator =>
+  applyDecorators(
+    ApiPropertyOptional({ description, type: Boolean, default: false }),
+    presence(name, 'optional'),
+    IsBoolean(),
+  );
+
+const WrapWidthField = (): PropertyDecorator =>
+  applyDecorators(
+    ApiPropertyOptional({
+      description: 'Wrap text lines at this width; 0 turns wrapping off.',
+      default: 76,
+      example: 76,
+    }),
+    presence('wrapWidth', 'optional'),
+    IsInt(),
+    Min(0),
+    // RFC 5322 2.1.1: no line may exceed 998 characters.
+    Max(998),
+  );
+
+const HostnameField = (name: string, description: string): PropertyDecorator =>
+  applyDecorators(
+    ApiPropertyOptional({ description, type: String, nullable: true, example: 'links.acme.example' }),
+    presence(name, 'nullable'),
+    IsString(),
+    IsFQDN({ require_tld: true }, { message: `${name} must be a domain name` }),
+  );
+
+export class TrackingDto {
+  @FlagField('opens', 'Add an open pixel to HTML parts.')
+  opens?: boolean;
+
+  @FlagField('clicks', 'Rewrite http(s) links to the click redirect.')
+  clicks?: boolean;
+}
+
+export class DkimDto {
+  @applyDecorators(
+    ApiProperty({ description: 'Signing domain (d=).', example: 'acme.example' }),
+    presence('domain', 'required'),
+    IsString(),
+    IsFQDN({ require_tld: true }, { message: 'domain must be a domain name' }),
+  )
+  domain!: string;
+
+  @applyDecorators(
+    ApiProperty({
+      description: 'Selector (s=): the key is published at <selector>._domainkey.<domain>.',
+      example: 'relay1',
+    }),
+    presence('selector', 'required'),
+    IsString(),
+    Matches(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i, {
+      message: 'selector must be one or more DNS labels',
+    }),
+  )
+  selector!: string;
+}
+
+const TrackingField = (): PropertyDecorator =>
+  applyDecorators(
+    ApiPropertyOptional({ type: TrackingDto, description: 'Open and click tracking.' }),
+    presence('tracking', 'optional'),
+    IsObject(),
+    ValidateNested(),
+    Type(() => TrackingDto),
+  );
+
+const DkimField = (): PropertyDecorator =>
+  applyDecorators(
+    ApiPropertyOptional({ type: DkimDto, nullable: true, description: 'DKIM signing; null turns it off.' }),
+    presence('dkim', 'nullable'),
+    IsObject(),
+    ValidateNested(),
+    Type(() => DkimDto),
+  );
+
+const BOUNCE_NOTIFICATIONS = 'Mail the sender a bounce report for each Bounced recipient.';
+const OVERAGE_ALLOWED = 'Never hold mail over the limits; count what goes past them as overage.';
+const TRACKING_DOMAIN = 'Host of tracking URLs (CNAME to the tracker); null uses TRACKING_BASE_URL.';
+
+export class CreateAccountDto {
+  @NameField('required') name!: string;
+  @UsernameField('required') username!: string;
+  @PasswordField('required') password!: string;
+  @AllowedIpsField('optional') allowedIps?: string[];
+  @AllowedFromField('required') allowedFrom!: string[];
+  @LimitField('monthlyMessageLimit') monthlyMessageLimit?: number | null;
+  @LimitField('monthlyByteLimit') monthlyByteLimit?: number | null;
+  @FlagField('overageAllowed', OVERAGE_ALLOWED) overageAllowed?: boolean;
+  @WrapWidthField() wrapWidth?: number;
+  @TrackingField() tracking?: TrackingDto;
+  @HostnameField('trackingDomain', TRACKING_DOMAIN) trackingDomain?: string | null;
+  @FlagField('bounceNotifications', BOUNCE_NOTIFICATIONS) bounceNotifications?: boolean;
+  @DkimField() dkim?: DkimDto | null;
+}
+
+/** PATCH: every field optional; null clears the nullable ones and is refused for the others. */
+export class UpdateAccountDto {
+  @NameField('optional') name?: string;
+  @UsernameField('optional') username?: string;
+  @PasswordField('optional') password?: string;
+  @AllowedIpsField('optional') allowedIps?: string[];
+  @AllowedFromField('optional') allowedFrom?: string[];
+  @LimitField('monthlyMessageLimit') monthlyMessageLimit?: number | null;
+  @LimitField('monthlyByteLimit') monthlyByteLimit?: number | null;
+  @FlagField('overageAllowed', OVERAGE_ALLOWED) overageAllowed?: boolean;
+  @WrapWidthField() wrapWidth?: number;
+  @TrackingField() tracking?: TrackingDto;
+  @HostnameField('trackingDomain', TRACKING_DOMAIN) trackingDomain?: string | null;
+  @FlagField('bounceNotifications', BOUNCE_NOTIFICATIONS) bounceNotifications?: boolean;
+  @DkimField() dkim?: DkimDto | null;
+}
+
+export class ListAccountsQueryDto {
+  @applyDecorators(
+    ApiPropertyOptional({ description: 'Page size.', default: 50, minimum: 1, maximum: 200 }),
+    IsOptional(),
+    Type(() => Number),
+    IsInt({ message: 'limit must be a whole number' }),
+    Min(1),
+    Max(200),
+  )
+  limit?: number;
+
+  @applyDecorators(
+    ApiPropertyOptional({ description: 'The nextCursor of the previous page.' }),
+    IsOptional(),
+    IsUUID('all', { message: 'cursor must be the nextCursor of a previous page' }),
+  )
+  cursor?: string;
+}
+
+export class TrackingResponseDto {
+  @ApiProperty() opens!: boolean;
+  @ApiProperty() clicks!: boolean;
+}
+
+export class DkimResponseDto {
+  @ApiProperty() domain!: string;
+  @ApiProperty() selector!: string;
+}
+
+export class AccountResponseDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty() name!: string;
+  @ApiProperty() username!: string;
+  @ApiProperty({ type: [String] }) allowedIps!: string[];
+  @ApiProperty({ type: [String] }) allowedFrom!: string[];
+  @ApiProperty({ type: Number, nullable: true }) monthlyMessageLimit!: number | null;
+  @ApiProperty({ type: Number, nullable: true }) monthlyByteLimit!: number | null;
+  @ApiProperty() overageAllowed!: boolean;
+  @ApiProperty() wrapWidth!: number;
+  @ApiProperty({ type: TrackingResponseDto }) tracking!: TrackingResponseDto;
+  @ApiProperty({ type: String, nullable: true }) trackingDomain!: string | null;
+  @ApiProperty() bounceNotifications!: boolean;
+  @ApiProperty({ type: DkimResponseDto, nullable: true }) dkim!: DkimResponseDto | null;
+  @ApiProperty({ format: 'date-time' }) createdAt!: string;
+  @ApiProperty({ format: 'date-time' }) updatedAt!: string;
+}
+
+export class AccountPageDto {
+  @ApiProperty({ type: [AccountResponseDto] }) items!: AccountResponseDto[];
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'Pass as ?cursor= for the next page; null on the last.',
+  })
+  nextCursor!: string | null;
+}

@@ -1,0 +1,1 @@
+export { startRelay, type RunningRelay } from './relay.js';

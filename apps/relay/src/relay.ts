@@ -1,0 +1,94 @@
+import type { INestApplication, INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { Server } from 'node:http';
+import { DataSource } from 'typeorm';
+import { AdminApiModule, ensureAdminToken, setupOpenApi } from '@relay/admin-api';
+import type { Logger, RelayConfig } from '@relay/config';
+import { bootstrapDemoAccount } from '@relay/persistence';
+import { SmtpIngressModule, SmtpIngressService } from '@relay/smtp-ingress';
+import { RuntimeModule } from './runtime.module.js';
+import { startRuntime, type Runtime } from './runtime.js';
+
+export interface RunningRelay {
+  /** Lines for the console: where everything listens, and first-start credentials. */
+  describe(): string[];
+  /** The SMTP listeners (ports resolved when configured as 0). */
+  smtpListeners(): { port: number; implicitTls: boolean }[];
+  /** Base URL of the admin API, when this process runs it. */
+  adminUrl(): string | undefined;
+  stop(): Promise<void>;
+}
+
+const withRuntime = <M>(module: M, runtime: Runtime) => ({
+  module,
+  imports: [RuntimeModule.forRoot(runtime)],
+});
+
+/**
+ * Starts the roles of RELAY_ROLES in this process on one shared runtime: each HTTP role is its
+ * own Nest application on its own port; the others share one application context.
+ */
+export async function startRelay(config: RelayConfig, logger: Logger): Promise<RunningRelay> {
+  const runtime = await startRuntime(config, logger);
+  const apps: INestApplicationContext[] = [];
+  const lines = [...runtime.summary];
+  let ingress: SmtpIngressService | undefined;
+  let adminUrl: string | undefined;
+  try {
+    if (config.roles.includes('admin-api')) {
+      const token = await ensureAdminToken(config.dataDir, config.adminToken);
+      const admin: INestApplication = await NestFactory.create(withRuntime(AdminApiModule, runtime), {
+        logger: false,
+      });
+      setupOpenApi(admin);
+      await admin.listen(config.adminPort, config.listenHost);
+      apps.push(admin);
+      adminUrl = `http://127.0.0.1:${boundPort(admin, config.adminPort)}`;
+      lines.push(`admin API:  ${adminUrl}  (OpenAPI at /docs, /health, /metrics)`);
+      if (token.source === 'generated')
+        lines.push(`admin token (generated, kept in ${token.file}): ${token.token}`);
+      const demo = await bootstrapDemoAccount(admin.get(DataSource));
+      if (demo) lines.push(`demo account created: username ${demo.username}  password ${demo.password}`);
+    }
+    if (config.roles.includes('smtp-ingress')) {
+      const context = await NestFactory.createApplicationContext(withRuntime(SmtpIngressModule, runtime), {
+        logger: false,
+      });
+      await context.init();
+      apps.push(context);
+      const smtp = context.get(SmtpIngressService);
+      ingress = smtp;
+      for (const listener of smtp.listening()) {
+        lines.push(
+          `SMTP:       ${config.listenHost}:${listener.port} ${listener.implicitTls ? '(implicit TLS)' : '(STARTTLS offered)'}`,
+        );
+      }
+      lines.push(`TLS:        ${smtp.tlsSource() ?? 'none'}`);
+    }
+  } catch (error) {
+    for (const app of apps.reverse()) await app.close();
+    await runtime.stop();
+    throw error;
+  }
+  let stopped: Promise<void> | undefined;
+  return {
+    describe: () => lines,
+    smtpListeners: () => ingress?.listening() ?? [],
+    adminUrl: () => adminUrl,
+    stop: () => {
+      // Stop taking work first (SMTP), then the rest, then the shared runtime; once only.
+      stopped ??= (async () => {
+        for (const app of [...apps].reverse()) await app.close();
+        await runtime.stop();
+      })();
+      return stopped;
+    },
+  };
+}
+
+function boundPort(app: INestApplication, configured: number): number {
+  const address = (app.getHttpServer() as Server).address();
+  return typeof address === 'object' && address !== null && 'port' in address
+    ? Number(address.port)
+    : configured;
+}

@@ -1,0 +1,40 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { LOGGER, RELAY_CONFIG } from '@relay/config';
+import { EVENT_LOG } from '@relay/event-log';
+import { ACCOUNT_ENTITIES, createDataSource } from '@relay/persistence';
+import { SPOOL } from '@relay/spool';
+import type { Runtime } from './runtime.js';
+
+/** Every TypeORM entity of the product, for the shared DataSource. */
+const ENTITIES = [...ACCOUNT_ENTITIES];
+
+/**
+ * Hands the process-wide runtime (config, logger, event log, spool, database) to the role modules,
+ * which depend only on the tokens. Each Nest application of the process imports it once.
+ */
+@Module({})
+export class RuntimeModule {
+  static forRoot(runtime: Runtime): DynamicModule {
+    return {
+      module: RuntimeModule,
+      global: true,
+      providers: [
+        { provide: RELAY_CONFIG, useValue: runtime.config },
+        { provide: LOGGER, useValue: runtime.logger },
+        { provide: EVENT_LOG, useValue: runtime.eventLog },
+        { provide: SPOOL, useValue: runtime.spool },
+        {
+          provide: DataSource,
+          useFactory: async () =>
+            createDataSource({
+              url: runtime.databaseUrl,
+              entities: ENTITIES,
+              applicationName: 'relay',
+            }).initialize(),
+        },
+      ],
+      exports: [RELAY_CONFIG, LOGGER, EVENT_LOG, SPOOL, DataSource],
+    };
+  }
+}

@@ -1,0 +1,35 @@
+import { randomBytes } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import { AccountEntity } from './account.entity.js';
+import { AccountsRepository, UsernameTakenError } from './accounts.repository.js';
+
+export interface DemoAccount {
+  readonly id: string;
+  readonly username: string;
+  readonly password: string;
+}
+
+export const DEMO_USERNAME = 'demo';
+
+/**
+ * At first start (no accounts at all) creates `demo`, allowed to send as anyone from anywhere once
+ * authenticated, and returns its credentials for the console; null when there were accounts
+ * already. Processes starting together race harmlessly: the unique username lets one win.
+ */
+export async function bootstrapDemoAccount(dataSource: DataSource): Promise<DemoAccount | null> {
+  if (await dataSource.getRepository(AccountEntity).exists()) return null;
+  const password = randomBytes(15).toString('base64url');
+  try {
+    const account = await new AccountsRepository(dataSource).create({
+      name: 'Demo account',
+      username: DEMO_USERNAME,
+      password,
+      allowedFrom: ['*'],
+      allowedIps: [],
+    });
+    return { id: account.id, username: account.username, password };
+  } catch (error) {
+    if (error instanceof UsernameTakenError) return null;
+    throw error;
+  }
+}

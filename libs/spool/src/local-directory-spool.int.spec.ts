@@ -1,0 +1,92 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalDirectorySpool } from './local-directory-spool.adapter.js';
+import { spoolContract, type SpoolHarness } from './spool.contract.js';
+
+/** Every file under `root`, relative to it (directories themselves are not stored data). */
+async function filesUnder(root: string): Promise<string[]> {
+  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(root, join(entry.parentPath, entry.name)))
+    .sort();
+}
+
+async function spoolDirectory(): Promise<{ root: string; dispose: () => Promise<void> }> {
+  const parent = await mkdtemp(join(tmpdir(), 'relay-spool-test-'));
+  return { root: join(parent, 'spool'), dispose: () => rm(parent, { recursive: true, force: true }) };
+}
+
+const harness: SpoolHarness = {
+  async open(now) {
+    const { root, dispose } = await spoolDirectory();
+    return { spool: new LocalDirectorySpool(root, { now }), stored: () => filesUnder(root), dispose };
+  },
+};
+
+spoolContract('local directory', harness);
+
+describe('LocalDirectorySpool', () => {
+  const disposals: (() => Promise<void>)[] = [];
+
+  afterEach(async () => {
+    for (const dispose of disposals.splice(0)) await dispose();
+  });
+
+  async function directory(): Promise<string> {
+    const { root, dispose } = await spoolDirectory();
+    disposals.push(dispose);
+    return root;
+  }
+
+  it('has the body in place under <day>/<messageId>.eml, and no temporary, once write resolves', async () => {
+    const root = await directory();
+    const spool = new LocalDirectorySpool(root, { now: () => new Date('2025-03-10T08:00:00Z') });
+    const { key } = await spool.write('in-place', Readable.from([Buffer.from('Subject: x\r\n\r\nbody\r\n')]));
+    // Durability itself needs a power cut to test: write fsyncs the file before linking it into
+    // the day directory and then fsyncs that directory (and the root when the day is new),
+    // because an fsynced file whose directory entry was not synced can vanish in a crash.
+    expect(key).toBe('2025-03-10/in-place');
+    expect(await filesUnder(root)).toEqual(['2025-03-10/in-place.eml']);
+    expect((await readFile(join(root, '2025-03-10', 'in-place.eml'))).toString()).toBe(
+      'Subject: x\r\n\r\nbody\r\n',
+    );
+  });
+
+  it('sweeps temporary files of writes that died over an hour ago, and only those', async () => {
+    const root = await directory();
+    const now = new Date('2025-03-10T12:00:00Z');
+    const spool = new LocalDirectorySpool(root, { now: () => now });
+    await mkdir(join(root, 'tmp'), { recursive: true });
+    await writeFile(join(root, 'tmp', 'died.1'), 'partial');
+    await writeFile(join(root, 'tmp', 'in-flight.2'), 'partial');
+    await utimes(
+      join(root, 'tmp', 'died.1'),
+      new Date('2025-03-10T10:59:59Z'),
+      new Date('2025-03-10T10:59:59Z'),
+    );
+    await utimes(
+      join(root, 'tmp', 'in-flight.2'),
+      new Date('2025-03-10T11:30:00Z'),
+      new Date('2025-03-10T11:30:00Z'),
+    );
+
+    expect(await spool.removeOlderThan(new Date('2025-03-01T00:00:00Z'))).toBe(0);
+    expect(await filesUnder(root)).toEqual(['tmp/in-flight.2']);
+  });
+
+  it('leaves directories and files that are not bodies alone', async () => {
+    const root = await directory();
+    const spool = new LocalDirectorySpool(root, { now: () => new Date('2025-03-01T00:00:00Z') });
+    await spool.write('old', Readable.from([Buffer.from('x')]));
+    await mkdir(join(root, 'not-a-day'), { recursive: true });
+    await writeFile(join(root, 'not-a-day', 'keep.eml'), 'x');
+    await writeFile(join(root, 'README'), 'x');
+
+    expect(await spool.removeOlderThan(new Date('2025-03-10T00:00:00Z'))).toBe(1);
+    expect(await filesUnder(root)).toEqual(['README', 'not-a-day/keep.eml']);
+  });
+});

@@ -1,0 +1,3 @@
+export * from './test-database.js';
+export * from './kafka-broker.js';
+export * from './smtp-test-client.js';

@@ -1,0 +1,31 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const script = fileURLToPath(new URL('../../../deploy/kafka/kafka.sh', import.meta.url));
+
+/** The single-node broker that deploy/kafka runs for tests and benchmarks. */
+export const TEST_KAFKA_BROKERS = ['127.0.0.1:9092'];
+
+async function kafka(command: 'start' | 'stop' | 'status'): Promise<boolean> {
+  try {
+    await run('bash', [script, command], { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
+    return true;
+  } catch (error) {
+    if (command === 'status') return false;
+    throw error;
+  }
+}
+
+/**
+ * Starts the broker unless it is already running (fetching the jars with Maven the first time).
+ * Returns a function that stops it again only if this call started it.
+ */
+export async function ensureKafkaBroker(): Promise<() => Promise<void>> {
+  if (await kafka('status')) return async () => undefined;
+  await kafka('start');
+  return async () => {
+    await kafka('stop');
+  };
+}

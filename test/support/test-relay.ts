@@ -1,0 +1,101 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger, loadConfig, silentLogger, type RelayConfig } from '@relay/config';
+import { PostgresEventLog, type EventLog } from '@relay/event-log';
+import { startRelay, type RunningRelay } from '@relay/relay';
+import { createTestDatabase, type TestDatabase } from '@relay/testing';
+
+export const ADMIN_TOKEN = 'test-admin-token';
+
+/** A parsed JSON response; tests read the fields they expect. */
+export type JsonObject = { readonly id?: string } & Readonly<Record<string, unknown>>;
+
+export interface TestRelay {
+  readonly relay: RunningRelay;
+  readonly config: RelayConfig;
+  readonly db: TestDatabase;
+  readonly dataDir: string;
+  /** A plain (STARTTLS) port and an implicit-TLS port. */
+  readonly smtpPort: number;
+  readonly smtpsPort: number;
+  readonly adminUrl: string;
+  /** Admin API call with the bearer token; returns status and parsed JSON. */
+  admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: JsonObject }>;
+  /** Restarts the relay on the same database and data directory (a process restart). */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The whole relay as `npm start` runs it, in this process, on a database and data directory of
+ * its own, listening on 127.0.0.1 ports chosen by the OS.
+ */
+export async function startTestRelay(env: Record<string, string> = {}): Promise<TestRelay> {
+  const db = await createTestDatabase('relay');
+  const dataDir = await mkdtemp(join(tmpdir(), 'relay-test-'));
+  const config = loadConfig({
+    DATABASE_URL: db.url,
+    RELAY_DATA_DIR: dataDir,
+    SMTP_PORTS: '0',
+    SMTPS_PORTS: '0',
+    ADMIN_PORT: '0',
+    TRACKER_PORT: '0',
+    LISTEN_HOST: '127.0.0.1',
+    ADMIN_TOKEN,
+    RELAY_HOSTNAME: 'relay.test',
+    LOG_LEVEL: 'error',
+    ...env,
+  });
+  const logger = process.env.RELAY_TEST_LOGS ? createLogger('debug') : silentLogger;
+  let relay = await startRelay(config, logger);
+  const ports = (): { smtpPort: number; smtpsPort: number; adminUrl: string } => {
+    const listeners = relay.smtpListeners();
+    return {
+      smtpPort: listeners.find((l) => !l.implicitTls)?.port ?? 0,
+      smtpsPort: listeners.find((l) => l.implicitTls)?.port ?? 0,
+      adminUrl: relay.adminUrl() ?? '',
+    };
+  };
+  const handle: TestRelay = {
+    get relay() {
+      return relay;
+    },
+    config,
+    db,
+    dataDir,
+    get smtpPort() {
+      return ports().smtpPort;
+    },
+    get smtpsPort() {
+      return ports().smtpsPort;
+    },
+    get adminUrl() {
+      return ports().adminUrl;
+    },
+    async admin(method, path, body) {
+      const response = await fetch(`${ports().adminUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? (JSON.parse(text) as JsonObject) : {} };
+    },
+    async restart() {
+      await relay.stop();
+      relay = await startRelay(config, logger);
+    },
+    async stop() {
+      await relay.stop();
+      await db.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
+
+/** A reader of the test relay's Postgres event log, for assertions. */
+export async function openLogReader(db: TestDatabase): Promise<EventLog> {
+  return PostgresEventLog.connect({ url: db.url, logger: silentLogger });
+}
