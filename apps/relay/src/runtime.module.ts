@@ -1,4 +1,4 @@
-import { type DynamicModule, Module } from '@nestjs/common';
+import { type DynamicModule, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { LOGGER, RELAY_CONFIG } from '@relay/config';
 import { EVENT_LOG } from '@relay/event-log';
@@ -8,6 +8,16 @@ import type { Runtime } from './runtime.js';
 
 /** Every TypeORM entity of the product, for the shared DataSource. */
 const ENTITIES = [...ACCOUNT_ENTITIES];
+
+/** Each Nest application owns its DataSource's pool and closes it when the application closes. */
+@Injectable()
+class DataSourceCloser implements OnApplicationShutdown {
+  constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.dataSource.isInitialized) await this.dataSource.destroy();
+  }
+}
 
 /**
  * Hands the process-wide runtime (config, logger, event log, spool, database) to the role modules,

