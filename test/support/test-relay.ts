@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, loadConfig, silentLogger, type RelayConfig } from '@relay/config';
-import { PostgresEventLog, type EventLog } from '@relay/event-log';
+import { KafkaEventLog, PostgresEventLog, type EventLog } from '@relay/event-log';
 import { startRelay, type RunningRelay } from '@relay/relay';
 import { createTestDatabase, type TestDatabase } from '@relay/testing';
 
@@ -95,7 +95,27 @@ export async function startTestRelay(env: Record<string, string> = {}): Promise<
   return handle;
 }
 
-/** A reader of the test relay's Postgres event log, for assertions. */
-export async function openLogReader(db: TestDatabase): Promise<EventLog> {
+/** A reader of the test relay's event log (Postgres, or Kafka when the relay runs on it). */
+export async function openLogReader(db: TestDatabase, config?: RelayConfig): Promise<EventLog> {
+  if (config?.kafkaBrokers) {
+    return KafkaEventLog.connect({
+      brokers: config.kafkaBrokers,
+      topic: config.kafkaTopic,
+      logger: silentLogger,
+    });
+  }
   return PostgresEventLog.connect({ url: db.url, logger: silentLogger });
+}
+
+let kafkaNamespaces = 0;
+
+/** Settings that put a test relay on the Kafka event log, on a topic and groups of its own. */
+export function kafkaEnv(brokers: readonly string[]): Record<string, string> {
+  const id = `${process.pid}-${Date.now().toString(36)}-${++kafkaNamespaces}`;
+  return {
+    KAFKA_BROKERS: brokers.join(','),
+    KAFKA_TOPIC: `relay.test.${id}`,
+    KAFKA_GROUP_PREFIX: `test.${id}.`,
+    KAFKA_PARTITIONS: '3',
+  };
 }

@@ -1,11 +1,11 @@
 import type { INestApplication, INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { Server } from 'node:http';
-import { DataSource } from 'typeorm';
 import { AdminApiModule, ensureAdminToken, setupOpenApi } from '@relay/admin-api';
 import type { Logger, RelayConfig } from '@relay/config';
 import { bootstrapDemoAccount } from '@relay/persistence';
 import { SmtpIngressModule, SmtpIngressService } from '@relay/smtp-ingress';
+import { WorkerModule } from '@relay/worker';
 import { RuntimeModule } from './runtime.module.js';
 import { startRuntime, type Runtime } from './runtime.js';
 
@@ -25,8 +25,9 @@ const withRuntime = <M>(module: M, runtime: Runtime) => ({
 });
 
 /**
- * Starts the roles of RELAY_ROLES in this process on one shared runtime: each HTTP role is its
- * own Nest application on its own port; the others share one application context.
+ * Starts the roles of RELAY_ROLES in this process on one shared runtime, each as its own Nest
+ * application: consumers first (worker), then the edges (admin API, SMTP); they stop in the
+ * reverse order, so nothing is accepted that the rest can no longer handle.
  */
 export async function startRelay(config: RelayConfig, logger: Logger): Promise<RunningRelay> {
   const runtime = await startRuntime(config, logger);
@@ -34,7 +35,19 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   const lines = [...runtime.summary];
   let ingress: SmtpIngressService | undefined;
   let adminUrl: string | undefined;
+  const context = async (module: unknown): Promise<INestApplicationContext> => {
+    const app = await NestFactory.createApplicationContext(withRuntime(module, runtime), { logger: false });
+    await app.init();
+    apps.push(app);
+    return app;
+  };
   try {
+    if (config.roles.includes('worker')) {
+      await context(WorkerModule);
+      lines.push(
+        `worker:     policy and delivery${config.deliverySmartHost ? ` via smart host ${config.deliverySmartHost.host}:${config.deliverySmartHost.port}` : ' to MX hosts'}`,
+      );
+    }
     if (config.roles.includes('admin-api')) {
       const token = await ensureAdminToken(config.dataDir, config.adminToken);
       const admin: INestApplication = await NestFactory.create(withRuntime(AdminApiModule, runtime), {
@@ -47,16 +60,11 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
       lines.push(`admin API:  ${adminUrl}  (OpenAPI at /docs, /health, /metrics)`);
       if (token.source === 'generated')
         lines.push(`admin token (generated, kept in ${token.file}): ${token.token}`);
-      const demo = await bootstrapDemoAccount(admin.get(DataSource));
+      const demo = await bootstrapDemoAccount(runtime.dataSource);
       if (demo) lines.push(`demo account created: username ${demo.username}  password ${demo.password}`);
     }
     if (config.roles.includes('smtp-ingress')) {
-      const context = await NestFactory.createApplicationContext(withRuntime(SmtpIngressModule, runtime), {
-        logger: false,
-      });
-      await context.init();
-      apps.push(context);
-      const smtp = context.get(SmtpIngressService);
+      const smtp = (await context(SmtpIngressModule)).get(SmtpIngressService);
       ingress = smtp;
       for (const listener of smtp.listening()) {
         lines.push(
@@ -76,7 +84,6 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
     smtpListeners: () => ingress?.listening() ?? [],
     adminUrl: () => adminUrl,
     stop: () => {
-      // Stop taking work first (SMTP), then the rest, then the shared runtime; once only.
       stopped ??= (async () => {
         for (const app of [...apps].reverse()) await app.close();
         await runtime.stop();

@@ -1,7 +1,14 @@
 import { join } from 'node:path';
+import type { DataSource } from 'typeorm';
 import type { Logger, RelayConfig } from '@relay/config';
 import { KafkaEventLog, PostgresEventLog, type EventLog } from '@relay/event-log';
-import { OutboxRelay, runMigrations, startEmbeddedPostgres } from '@relay/persistence';
+import {
+  ACCOUNT_ENTITIES,
+  createDataSource,
+  OutboxRelay,
+  runMigrations,
+  startEmbeddedPostgres,
+} from '@relay/persistence';
 import { LocalDirectorySpool, PostgresSpool, type Spool } from '@relay/spool';
 
 /** What every role shares in one process: the database, the event log, the spool and the config. */
@@ -9,6 +16,8 @@ export interface Runtime {
   readonly config: RelayConfig;
   readonly logger: Logger;
   readonly databaseUrl: string;
+  /** The TypeORM data source every role of the process shares. */
+  readonly dataSource: DataSource;
   readonly eventLog: EventLog;
   readonly spool: Spool;
   /** Lines for the start-up summary. */
@@ -30,6 +39,7 @@ async function openEventLog(config: RelayConfig, databaseUrl: string, logger: Lo
       partitions: config.kafkaPartitions,
       replicationFactor: config.kafkaReplicationFactor,
       clientId: `relay-${config.hostname}`,
+      groupIdPrefix: config.kafkaGroupPrefix,
       logger,
     });
   }
@@ -55,6 +65,13 @@ export async function startRuntime(config: RelayConfig, logger: Logger): Promise
     const databaseUrl = config.databaseUrl ?? embedded?.url;
     if (!databaseUrl) throw new Error('no database');
     await runMigrations(databaseUrl);
+    const dataSource = await createDataSource({
+      url: databaseUrl,
+      entities: [...ACCOUNT_ENTITIES],
+      poolSize: 20,
+      applicationName: 'relay',
+    }).initialize();
+    stops.push(() => dataSource.destroy());
 
     const eventLog = await openEventLog(config, databaseUrl, logger.child({ component: 'event-log' }));
     stops.push(() => eventLog.close());
@@ -77,6 +94,7 @@ export async function startRuntime(config: RelayConfig, logger: Logger): Promise
       config,
       logger,
       databaseUrl,
+      dataSource,
       eventLog,
       spool,
       summary: [

@@ -100,6 +100,17 @@ const oneOf =
     return raw as T;
   };
 
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `90s`, `5m`, `48h`, `2d` or plain milliseconds, as milliseconds. */
+const duration: Parser<number> = (raw) => {
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(raw.trim());
+  if (!match?.[1]) throw new ConfigError(`expected a duration like 30s, 5m, 48h, got "${raw}"`);
+  return Number(match[1]) * (DURATION_UNITS[match[2] ?? 'ms'] ?? 1);
+};
+
+const durationList: Parser<number[]> = (raw) => raw.split(',').map((d) => duration(d.trim()));
+
 const none = <T>(): T | undefined => undefined;
 
 export const ROLES = ['smtp-ingress', 'worker', 'projector', 'admin-api', 'tracker'] as const;
@@ -139,6 +150,14 @@ export const CONFIG_SCHEMA = {
     'Kafka topic of the event log.',
     text,
     () => 'relay.events',
+  ),
+  kafkaGroupPrefix: key(
+    'KAFKA_GROUP_PREFIX',
+    'string',
+    'relay.',
+    "Prefix of the relay's consumer group ids, to keep deployments sharing a cluster apart.",
+    text,
+    () => 'relay.',
   ),
   kafkaPartitions: key(
     'KAFKA_PARTITIONS',
@@ -247,6 +266,54 @@ export const CONFIG_SCHEMA = {
     'Send all outbound mail to this host instead of the MX hosts.',
     hostPort,
     none,
+  ),
+  bounceDomain: key<string | undefined>(
+    'BOUNCE_DOMAIN',
+    'domain',
+    'RELAY_HOSTNAME',
+    'Domain of the VERP return path (bounces+<token>@domain); its MX should reach the bounce listener.',
+    text,
+    none,
+  ),
+  bounceSmtpPort: key(
+    'BOUNCE_SMTP_PORT',
+    'port',
+    '2526',
+    'Listener that takes asynchronous bounces (DSNs) for the bounce domain; 0 picks a free port.',
+    port,
+    () => 2526,
+  ),
+  retrySchedule: key(
+    'DELIVERY_RETRY_SCHEDULE',
+    'duration list',
+    '1m,5m,15m,30m,1h',
+    'Waits between delivery attempts after a temporary failure; the last repeats.',
+    durationList,
+    () => [60_000, 300_000, 900_000, 1_800_000, 3_600_000],
+  ),
+  maxDeliveryAge: key(
+    'DELIVERY_MAX_AGE',
+    'duration',
+    '48h',
+    'A recipient still deferred this long after acceptance bounces as expired.',
+    duration,
+    () => 48 * 3_600_000,
+  ),
+  deliveryConcurrency: key(
+    'DELIVERY_CONCURRENCY',
+    'integer',
+    '200',
+    'Outbound SMTP transactions in flight per worker process.',
+    integer(1, 10000),
+    () => 200,
+  ),
+  perHostConcurrency: key(
+    'DELIVERY_CONCURRENCY_PER_HOST',
+    'integer',
+    '20',
+    'Outbound SMTP connections per destination host.',
+    integer(1, 1000),
+    () => 20,
   ),
   adminToken: key<string | undefined>(
     'ADMIN_TOKEN',

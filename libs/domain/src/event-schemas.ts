@@ -189,7 +189,7 @@ export const EVENT_SCHEMAS: { readonly [T in EventType]: JsonSchema } = {
   MessageQueued: eventSchema(
     'MessageQueued',
     OF_MESSAGE,
-    { ...spooled, period, ...mimeFlags },
+    { ...spooled, period, ...mimeFlags, receivedAt: utcTimestamp },
     { resendId: nonEmptyText },
   ),
   Delivered: eventSchema(

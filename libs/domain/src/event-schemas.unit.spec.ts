@@ -109,6 +109,7 @@ const EXAMPLES: { readonly [T in EventType]: EventOfType<T> } = {
       period: '2025-03',
       smtpUtf8: false,
       eightBitMime: true,
+      receivedAt: '2025-03-14T11:03:05.612Z',
       resendId: RESEND_ID,
     },
   }),

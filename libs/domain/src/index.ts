@@ -7,3 +7,4 @@ export type * from './events/account.events.js';
 export type * from './events/resend.events.js';
 export * from './event-schemas.js';
 export * from './sender-authorisation.js';
+export * from './event-id.js';

@@ -60,7 +60,9 @@ export interface ReadRange {
 export interface EventLog {
   /**
    * Appends events; resolves only once they are durable (committed in Postgres, acknowledged by
-   * all in-sync replicas on Kafka). Events with the same accountId keep their order.
+   * all in-sync replicas on Kafka). Events with the same accountId keep their order. Appending an
+   * event whose id is already in the log is not an error (a retry after a crash): Postgres skips
+   * it, Kafka may hold it twice, so consumers de-duplicate on their own keys.
    */
   append(events: readonly RelayEvent[]): Promise<void>;
   /** Joins `group` and delivers from its committed position, or from the start of the log if none. */

@@ -100,6 +100,8 @@ export type MessageQueued = EventEnvelope<
     readonly period: string;
     readonly smtpUtf8: boolean;
     readonly eightBitMime: boolean;
+    /** When the ingress accepted the message (MessageReceived.occurredAt): delivery latency and expiry count from it. */
+    readonly receivedAt: string;
     /** Set when the recipients were queued by a resend. */
     readonly resendId?: string;
   }

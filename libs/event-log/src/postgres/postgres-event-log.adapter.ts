@@ -54,6 +54,7 @@ const INSERT_SQL = `
     SELECT (e->>'id')::uuid, e->>'type', e->>'accountId', e->>'messageId', (e->>'occurredAt')::timestamptz, e
     FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS batch(e, n)
     ORDER BY n
+    ON CONFLICT (event_id) DO NOTHING
   )
   SELECT pg_notify('${EVENTS_CHANNEL}', '')`;
 
@@ -155,7 +156,7 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Errors caused by the events themselves (bad uuid or timestamp, duplicate id), not by the connection. */
+/** Errors caused by the events themselves (bad uuid or timestamp), not by the connection. */
 function isDataError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));

@@ -190,12 +190,13 @@ describe('PostgresEventLog', () => {
   it('fails only the caller whose events are bad when concurrent appends are written together', async () => {
     const db = await database();
     const { log } = await open(db);
-    const duplicate = testEvent(0);
-    await log.append([duplicate]);
+    const first = testEvent(0);
+    await log.append([first]);
+    const bad = { ...testEvent(111), occurredAt: 'not a time' } as RelayEvent;
 
     // Calls made in one tick are group-committed into a single transaction.
     const calls = Array.from({ length: 20 }, (_, i) =>
-      log.append(i === 10 ? [testEvent(110), duplicate] : [testEvent(100 + i)]),
+      log.append(i === 10 ? [testEvent(110), bad] : [testEvent(100 + i)]),
     );
     const outcomes = await Promise.allSettled(calls);
     expect(outcomes.map((o) => o.status)).toEqual(
@@ -210,6 +211,19 @@ describe('PostgresEventLog', () => {
       0,
       ...Array.from({ length: 20 }, (_, i) => 100 + i).filter((seq) => seq !== 110),
     ]);
+  });
+
+  it('skips an event whose id is already in the log (an append retried after a crash)', async () => {
+    const db = await database();
+    const { log } = await open(db);
+    const event = testEvent(0);
+    await log.append([event]);
+    await log.append([event, testEvent(1)]);
+    const stored: number[] = [];
+    for await (const logged of log.readRange({ from: new Date(0), to: new Date(Date.now() + 60_000) })) {
+      stored.push(seqOf(logged));
+    }
+    expect(stored).toEqual([0, 1]);
   });
 
   it('replays a range larger than a page in log order', async () => {

@@ -2,6 +2,9 @@ import { EventLog1764380000000 } from './1764380000000-event-log.js';
 import { Spool1764380100000 } from './1764380100000-spool.js';
 import { Accounts1764380200000 } from './1764380200000-accounts.js';
 import { Outbox1764380300000 } from './1764380300000-outbox.js';
+import { DeliveryReports1764380400000 } from './1764380400000-delivery-reports.js';
+import { ProjectionPositions1764380500000 } from './1764380500000-projection-positions.js';
+import { DeliveryQueue1764380600000 } from './1764380600000-delivery-queue.js';
 
 /** Every migration, oldest first. ESM has no directory globbing in TypeORM, so each is listed. */
 export const MIGRATIONS = [
@@ -9,4 +12,7 @@ export const MIGRATIONS = [
   Spool1764380100000,
   Accounts1764380200000,
   Outbox1764380300000,
+  DeliveryReports1764380400000,
+  ProjectionPositions1764380500000,
+  DeliveryQueue1764380600000,
 ];

@@ -1,0 +1,192 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import type { MessageQueued, RelayEvent } from '@relay/domain';
+import { appendToOutbox } from '@relay/persistence';
+
+/** One recipient waiting for delivery, as its row holds it. */
+export interface QueuedRecipient {
+  readonly messageId: string;
+  readonly recipient: string;
+  readonly accountId: string;
+  readonly domain: string;
+  readonly mailFrom: string;
+  readonly spoolKey: string;
+  readonly size: number;
+  readonly smtpUtf8: boolean;
+  readonly eightBitMime: boolean;
+  readonly receivedAt: Date;
+  /** Attempts made before this one. */
+  readonly attempts: number;
+}
+
+/** A recipient's next state after an attempt, with the event that says so. */
+export type RecipientUpdate =
+  | { readonly recipient: string; readonly state: 'delivered' | 'bounced'; readonly event: RelayEvent }
+  | {
+      readonly recipient: string;
+      readonly state: 'pending';
+      readonly nextAttemptAt: Date;
+      readonly event: RelayEvent;
+    };
+
+interface Row {
+  message_id: string;
+  recipient: string;
+  account_id: string;
+  domain: string;
+  mail_from: string;
+  spool_key: string;
+  size: string;
+  smtp_utf8: boolean;
+  eight_bit_mime: boolean;
+  received_at: Date;
+  attempts: number;
+}
+
+const toQueued = (row: Row): QueuedRecipient => ({
+  messageId: row.message_id,
+  recipient: row.recipient,
+  accountId: row.account_id,
+  domain: row.domain,
+  mailFrom: row.mail_from,
+  spoolKey: row.spool_key,
+  size: Number(row.size),
+  smtpUtf8: row.smtp_utf8,
+  eightBitMime: row.eight_bit_mime,
+  receivedAt: row.received_at,
+  attempts: row.attempts,
+});
+
+const COLUMNS = `message_id, recipient, account_id, domain, mail_from, spool_key, size, smtp_utf8,
+  eight_bit_mime, received_at, attempts`;
+
+/** The lower-cased domain of an address: recipients of one domain share a transaction. */
+export const domainOf = (address: string): string =>
+  address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+
+/**
+ * SQL of the delivery queue (table delivery_recipients). Outcomes are written together with their
+ * events (through the outbox) in one transaction, so a recipient's state and the log never
+ * disagree.
+ */
+@Injectable()
+export class DeliveryQueueRepository {
+  constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
+
+  /**
+   * Queues the recipients of MessageQueued events. Recipients already queued for the message are
+   * skipped (a redelivered event). With `leaseOwner` the new rows are leased to that worker, which
+   * delivers them at once; without, the poller finds them.
+   */
+  async enqueue(
+    events: readonly MessageQueued[],
+    leaseOwner?: string,
+    leaseMs = 600_000,
+  ): Promise<QueuedRecipient[]> {
+    const rows = events.flatMap((event) =>
+      event.data.recipients.map((recipient) => ({
+        message_id: event.messageId ?? '',
+        recipient,
+        account_id: event.accountId ?? '',
+        domain: domainOf(recipient),
+        mail_from: event.data.mailFrom,
+        spool_key: event.data.spoolKey,
+        size: event.data.size,
+        smtp_utf8: event.data.smtpUtf8,
+        eight_bit_mime: event.data.eightBitMime,
+        received_at: event.data.receivedAt,
+        queued_event_id: event.id,
+      })),
+    );
+    if (rows.length === 0) return [];
+    const inserted: Row[] = await this.dataSource.query(
+      `INSERT INTO delivery_recipients (message_id, recipient, account_id, domain, mail_from, spool_key, size,
+         smtp_utf8, eight_bit_mime, received_at, queued_event_id, next_attempt_at, lease_owner, lease_until)
+       SELECT r.message_id, r.recipient, r.account_id, r.domain, r.mail_from, r.spool_key, r.size,
+         r.smtp_utf8, r.eight_bit_mime, r.received_at, r.queued_event_id, now(), $2::text,
+         CASE WHEN $2::text IS NULL THEN NULL ELSE now() + $3 * interval '1 millisecond' END
+       FROM jsonb_to_recordset($1::jsonb) AS r(message_id text, recipient text, account_id text, domain text,
+         mail_from text, spool_key text, size bigint, smtp_utf8 boolean, eight_bit_mime boolean,
+         received_at timestamptz, queued_event_id uuid)
+       ON CONFLICT (message_id, recipient) DO NOTHING
+       RETURNING ${COLUMNS}`,
+      [JSON.stringify(rows), leaseOwner ?? null, leaseMs],
+    );
+    return inserted.map(toQueued);
+  }
+
+  /** Leases up to `limit` due recipients nobody holds (or whose holder's lease ran out). */
+  async claimDue(owner: string, limit: number, leaseMs = 600_000): Promise<QueuedRecipient[]> {
+    // TypeORM answers an UPDATE ... RETURNING with [rows, affected count].
+    const [rows]: [Row[], number] = await this.dataSource.query(
+      `UPDATE delivery_recipients d SET lease_owner = $1, lease_until = now() + $3 * interval '1 millisecond'
+       FROM (SELECT message_id, recipient FROM delivery_recipients
+             WHERE state = 'pending' AND next_attempt_at <= now()
+               AND (lease_until IS NULL OR lease_until < now())
+             ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
+       WHERE d.message_id = due.message_id AND d.recipient = due.recipient
+       RETURNING ${COLUMNS.split(',')
+         .map((c) => `d.${c.trim()}`)
+         .join(', ')}`,
+      [owner, limit, leaseMs],
+    );
+    return rows.map(toQueued);
+  }
+
+  /** Writes the attempt's outcome for each recipient and its event, in one transaction. */
+  async recordOutcomes(messageId: string, updates: readonly RecipientUpdate[]): Promise<void> {
+    if (updates.length === 0) return;
+    await this.dataSource.transaction(async (manager) => {
+      await manager.query(
+        `UPDATE delivery_recipients d SET state = u.state, attempts = d.attempts + 1,
+           next_attempt_at = COALESCE(u.next_attempt_at, d.next_attempt_at),
+           lease_owner = NULL, lease_until = NULL, updated_at = now()
+         FROM jsonb_to_recordset($2::jsonb) AS u(recipient text, state text, next_attempt_at timestamptz)
+         WHERE d.message_id = $1 AND d.recipient = u.recipient`,
+        [
+          messageId,
+          JSON.stringify(
+            updates.map((u) => ({
+              recipient: u.recipient,
+              state: u.state,
+              next_attempt_at: u.state === 'pending' ? u.nextAttemptAt.toISOString() : null,
+            })),
+          ),
+        ],
+      );
+      await appendToOutbox(
+        manager,
+        updates.map((u) => u.event),
+      );
+    });
+  }
+
+  /** Gives leased recipients back (a worker stopping before it attempted them). */
+  async release(owner: string, keys: readonly { messageId: string; recipient: string }[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.dataSource.query(
+      `UPDATE delivery_recipients d SET lease_owner = NULL, lease_until = NULL
+       FROM jsonb_to_recordset($2::jsonb) AS k("messageId" text, recipient text)
+       WHERE d.message_id = k."messageId" AND d.recipient = k.recipient AND d.lease_owner = $1`,
+      [owner, JSON.stringify(keys)],
+    );
+  }
+
+  /** The account and recipients of a message, for mapping an asynchronous bounce back to it. */
+  async findMessage(messageId: string): Promise<{ accountId: string; recipients: string[] } | null> {
+    const rows: { account_id: string; recipient: string }[] = await this.dataSource.query(
+      `SELECT account_id, recipient FROM delivery_recipients WHERE message_id = $1`,
+      [messageId],
+    );
+    const first = rows[0];
+    return first ? { accountId: first.account_id, recipients: rows.map((r) => r.recipient) } : null;
+  }
+
+  /** How many recipients wait for delivery, for the queue-depth metric. */
+  async pendingCount(): Promise<number> {
+    const rows: { n: string }[] = await this.dataSource.query(
+      `SELECT count(*) AS n FROM delivery_recipients WHERE state = 'pending'`,
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+}
