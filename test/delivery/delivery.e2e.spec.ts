@@ -4,7 +4,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { EventOfType, EventType } from '@relay/domain';
 import type { EventLog } from '@relay/event-log';
 import { CaptureMx } from '@relay/testing';
-import { kafkaEnv, openLogReader, startTestRelay, type TestRelay } from '../support/test-relay.js';
+import {
+  kafkaEnv,
+  openLogReader,
+  startTestRelay,
+  type JsonObject,
+  type TestRelay,
+} from '../support/test-relay.js';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -41,6 +47,14 @@ describe.each([
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
       await sleep(100);
     }
+  }
+
+  /** The delivery report of a message once `ready` holds for it. */
+  async function reportOf(id: string, ready: (report: JsonObject) => boolean): Promise<JsonObject> {
+    return waitFor(`the report of ${id}`, async () => {
+      const response = await t.admin('GET', `/v1/messages/${id}`);
+      return response.status === 200 && ready(response.body) ? response.body : undefined;
+    });
   }
 
   const transport = () =>
@@ -105,6 +119,21 @@ describe.each([
     expect(received).toContain(`id ${id};`);
     expect(text.slice(received.length)).toBe(raw);
     expect(captured?.mailFrom).toMatch(new RegExp(`^bounces\\+${id}-[0-9a-f]{8}@relay\\.test$`));
+
+    // The delivery report shows it delivered, with the remote reply.
+    const report = await reportOf(id, (r) => r.status === 'delivered');
+    expect(report).toMatchObject({
+      id,
+      status: 'delivered',
+      recipients: [
+        expect.objectContaining({
+          recipient: 'ok@dest.test',
+          status: 'delivered',
+          attempts: 1,
+          lastReply: delivered.data.remoteReply,
+        }),
+      ],
+    });
   });
 
   it('defers on 451 and delivers on the next attempt', async () => {
@@ -123,6 +152,15 @@ describe.each([
     const delivered = await waitFor('Delivered', async () => (await events('Delivered', id))[0]);
     expect(delivered.data.attempt).toBe(2);
     expect(mx.deliveredTo('later@dest.test')).toHaveLength(1);
+    const report = await reportOf(id, (r) => r.status === 'delivered');
+    const recipient = (report.recipients as { timeline: { type: string }[]; attempts: number }[])[0];
+    expect(recipient?.attempts).toBe(2);
+    expect(recipient?.timeline.map((entry) => entry.type)).toEqual([
+      'MessageReceived',
+      'MessageQueued',
+      'Deferred',
+      'Delivered',
+    ]);
   });
 
   it('bounces on 550 5.1.1 as hard, and delivers the other recipient of the domain in the same transaction', async () => {
@@ -145,6 +183,16 @@ describe.each([
     const transaction = mx.deliveredTo('somebody@dest.test');
     expect(transaction).toHaveLength(1);
     expect(transaction[0]?.mailFrom).toMatch(new RegExp(`^bounces\\+${id}@relay\\.test$`));
+    const report = await reportOf(id, (r) => r.status === 'partially-delivered');
+    expect(report.recipients).toEqual([
+      expect.objectContaining({
+        recipient: 'nobody@dest.test',
+        status: 'bounced',
+        bounceClass: 'hard',
+        statusCode: '5.1.1',
+      }),
+      expect.objectContaining({ recipient: 'somebody@dest.test', status: 'delivered' }),
+    ]);
   });
 
   it('loses nothing and delivers nothing twice when the relay restarts in the middle of a run', async () => {

@@ -41,6 +41,7 @@ export async function startTestRelay(env: Record<string, string> = {}): Promise<
     SMTPS_PORTS: '0',
     ADMIN_PORT: '0',
     TRACKER_PORT: '0',
+    BOUNCE_SMTP_PORT: '0',
     LISTEN_HOST: '127.0.0.1',
     ADMIN_TOKEN,
     RELAY_HOSTNAME: 'relay.test',

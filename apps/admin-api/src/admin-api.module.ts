@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
 import { APP_PIPE } from '@nestjs/core';
 import { RELAY_CONFIG, type RelayConfig } from '@relay/config';
-import { AccountsRepository } from '@relay/persistence';
+import { AccountsRepository, DeliveryReportsRepository } from '@relay/persistence';
 import { AccountsController } from './accounts/accounts.controller.js';
 import { ADMIN_TOKEN, AdminTokenGuard } from './auth/admin-token.guard.js';
 import { ensureAdminToken } from './auth/admin-token.js';
 import { HealthController } from './health/health.controller.js';
+import { MessagesController } from './messages/messages.controller.js';
 import { MetricsController } from './metrics/metrics.controller.js';
 import { createValidationPipe } from './validation.js';
 
@@ -14,9 +15,10 @@ import { createValidationPipe } from './validation.js';
  * Needs the process-wide DataSource (with ACCOUNT_ENTITIES), RELAY_CONFIG and LOGGER.
  */
 @Module({
-  controllers: [HealthController, MetricsController, AccountsController],
+  controllers: [HealthController, MetricsController, AccountsController, MessagesController],
   providers: [
     AccountsRepository,
+    DeliveryReportsRepository,
     AdminTokenGuard,
     {
       provide: ADMIN_TOKEN,

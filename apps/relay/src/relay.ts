@@ -4,8 +4,9 @@ import type { Server } from 'node:http';
 import { AdminApiModule, ensureAdminToken, setupOpenApi } from '@relay/admin-api';
 import type { Logger, RelayConfig } from '@relay/config';
 import { bootstrapDemoAccount } from '@relay/persistence';
+import { ProjectorModule, ProjectorService } from '@relay/projector';
 import { SmtpIngressModule, SmtpIngressService } from '@relay/smtp-ingress';
-import { WorkerModule } from '@relay/worker';
+import { BounceIntakeService, WorkerModule } from '@relay/worker';
 import { RuntimeModule } from './runtime.module.js';
 import { startRuntime, type Runtime } from './runtime.js';
 
@@ -43,10 +44,16 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   };
   try {
     if (config.roles.includes('worker')) {
-      await context(WorkerModule);
+      const worker = await context(WorkerModule);
+      const smartHost = config.deliverySmartHost;
       lines.push(
-        `worker:     policy and delivery${config.deliverySmartHost ? ` via smart host ${config.deliverySmartHost.host}:${config.deliverySmartHost.port}` : ' to MX hosts'}`,
+        `worker:     policy and delivery ${smartHost ? `via smart host ${smartHost.host}:${smartHost.port}` : 'to MX hosts'}`,
+        `bounces:    ${config.listenHost}:${worker.get(BounceIntakeService).port()} for bounces+*@${config.bounceDomain ?? config.hostname}`,
       );
+    }
+    if (config.roles.includes('projector')) {
+      const projector = (await context(ProjectorModule)).get(ProjectorService);
+      lines.push(`projector:  ${projector.groups().join(', ')}`);
     }
     if (config.roles.includes('admin-api')) {
       const token = await ensureAdminToken(config.dataDir, config.adminToken);

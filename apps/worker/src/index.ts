@@ -1,1 +1,2 @@
 export { WorkerModule } from './worker.module.js';
+export { BounceIntakeService } from './bounce-intake/bounce-intake.service.js';

@@ -267,13 +267,26 @@ function outcomeOf(code: number): DeliveryOutcome {
   return 'bounced';
 }
 
-/** Which rule category a failure falls in (the first rule that matches). */
-function categorise(code: number, status: string | undefined, text: string): BounceCategory {
+/** The first rule that matches a failure, if any. */
+function firstRule(code: number, status: string | undefined, text: string): BounceRule | undefined {
   const codeText = String(code);
-  for (const rule of RULES) {
-    if (matches(rule, codeText, status, text)) return rule.category;
-  }
-  return code < 500 ? 'transient' : 'uncategorized';
+  return RULES.find((rule) => matches(rule, codeText, status, text));
+}
+
+/**
+ * The enhanced code of a reply that has none: a category found in the text knows the detail
+ * (Yahoo's `554 delivery error: dd This user doesn't have a yahoo.com account` is 5.1.1), else
+ * the basic code's usual one, else `X.0.0`.
+ */
+function derivedStatus(
+  code: number,
+  classDigit: string,
+  category: BounceCategory,
+  rule: BounceRule | undefined,
+): string {
+  const fromCategory = `${classDigit}.${CATEGORIES[category].defaultStatus}`;
+  if (rule?.text) return fromCategory;
+  return BASIC_CODE_STATUS[code] ?? (rule ? fromCategory : `${classDigit}.0.0`);
 }
 
 /**
@@ -287,17 +300,17 @@ export function classifySmtpReply(reply: SmtpReplyInput): ReplyClassification {
   const status = given?.status ?? parsed.status;
   const outcome = outcomeOf(reply.code);
   const classDigit = outcome === 'delivered' ? '2' : outcome === 'deferred' ? '4' : '5';
+  const rule = outcome === 'delivered' ? undefined : firstRule(reply.code, status, parsed.text);
   const category: BounceCategory =
-    outcome === 'delivered' ? 'delivered' : categorise(reply.code, status, parsed.text);
+    outcome === 'delivered'
+      ? 'delivered'
+      : (rule?.category ?? (outcome === 'deferred' ? 'transient' : 'uncategorized'));
   const enhancedCode =
     given !== undefined
       ? `${given.statusClass}.${given.status}`
       : parsed.status !== undefined && parsed.statusClass !== undefined
         ? `${parsed.statusClass}.${parsed.status}`
-        : (BASIC_CODE_STATUS[reply.code] ??
-          (category === 'transient' || category === 'uncategorized' || category === 'delivered'
-            ? `${classDigit}.0.0`
-            : `${classDigit}.${CATEGORIES[category].defaultStatus}`));
+        : derivedStatus(reply.code, classDigit, category, rule);
   const reported = given ?? (parsed.status === undefined ? undefined : parsed);
   const diagnostic = [
     String(reply.code),
@@ -341,7 +354,7 @@ interface ErrorLike {
  * `responseCode` and `response`) is classified as that reply instead.
  */
 export function classifyConnectionError(error: unknown): ReplyClassification {
-  const e: ErrorLike = typeof error === 'object' && error !== null ? (error as ErrorLike) : {};
+  const e: ErrorLike = typeof error === 'object' && error !== null ? error : {};
   if (typeof e.responseCode === 'number' && e.responseCode >= 200 && e.responseCode < 600) {
     return classifySmtpReply({
       code: e.responseCode,

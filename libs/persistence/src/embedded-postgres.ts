@@ -45,7 +45,9 @@ async function anyFreePort(): Promise<number> {
     server.once('error', fail);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? done(address.port) : fail(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? done(address.port) : fail(new Error('no port')),
+      );
     });
   });
 }
@@ -79,7 +81,10 @@ async function runAsOptions(): Promise<{ uid?: number; gid?: number }> {
  * daemon in a session of its own, so a Ctrl-C in the terminal reaches only the relay, which stops
  * Postgres last, after every role has finished.
  */
-export async function startEmbeddedPostgres(dataDir: string, log: (line: string) => void): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  log: (line: string) => void,
+): Promise<EmbeddedDatabase> {
   const root = resolve(dataDir);
   await mkdir(root, { recursive: true });
   const settings = await loadOrCreateSettings(join(root, 'embedded-postgres.json'));

@@ -7,3 +7,8 @@ export { normaliseClientIp, parseCidr, type CidrParse } from './accounts/ip-addr
 export { hashPassword, verifyPassword } from './accounts/password-hash.js';
 export * from './outbox/outbox.js';
 export * from './outbox/outbox-relay.js';
+export * from './projection/projection.js';
+export * from './projection/projection-runner.js';
+export * from './projection/delivery-report/delivery-report.js';
+export * from './projection/delivery-report/delivery-report.projector.js';
+export * from './projection/delivery-report/delivery-reports.repository.js';

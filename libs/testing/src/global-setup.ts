@@ -1,13 +1,6 @@
-import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
 import { ensureKafkaBroker, TEST_KAFKA_BROKERS } from './kafka-broker.js';
 import { prepareTemplateDatabase } from './test-database.js';
-
-declare module 'vitest' {
-  export interface ProvidedContext {
-    kafkaBrokers: string[];
-  }
-}
 
 /**
  * Once per `vitest run`: the migrated template database on the local Postgres, and the Kafka

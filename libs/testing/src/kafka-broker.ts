@@ -1,6 +1,14 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type {} from 'vitest';
+
+declare module 'vitest' {
+  /** What the global setup hands to every test file (inject('kafkaBrokers')). */
+  export interface ProvidedContext {
+    kafkaBrokers: string[];
+  }
+}
 
 const run = promisify(execFile);
 const script = fileURLToPath(new URL('../../../deploy/kafka/kafka.sh', import.meta.url));

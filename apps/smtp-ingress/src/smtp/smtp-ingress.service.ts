@@ -111,7 +111,7 @@ export class SmtpIngressService implements OnApplicationBootstrap, OnApplication
     if (!tls) throw new Error('TLS credentials not loaded');
     return {
       name: this.config.hostname,
-      banner: 'ESMTP relay ready',
+      banner: 'relay ready',
       secure: listener.implicitTls,
       key: tls.key,
       cert: tls.cert,
