@@ -116,10 +116,15 @@ start() {
     return 0
   fi
   rm -f "$PID_FILE"
-  for port in "$BOOTSTRAP_PORT" "$CONTROLLER_PORT"; do
-    port_open "$port" && die "port $port is taken by another process; not starting"
-  done
   command -v java >/dev/null || die "java not found: the broker needs Java 17"
+  if port_open "$BOOTSTRAP_PORT"; then
+    # A broker this script did not start (another checkout's, or an installed one) already
+    # answers there: use it, and leave it to whoever started it.
+    fetch_libs
+    topics_listable && { echo "already running (not started here) on $BOOTSTRAP_HOST:$BOOTSTRAP_PORT"; return 0; }
+    die "port $BOOTSTRAP_PORT is taken by something that is not a Kafka broker; not starting"
+  fi
+  port_open "$CONTROLLER_PORT" && die "port $CONTROLLER_PORT is taken by another process; not starting"
 
   local began=$SECONDS heap xms
   heap="$(heap_mib)" || exit 1

@@ -4,7 +4,10 @@ import { DELIVERY_LOOKUP } from './bounce-intake/delivery-lookup.port.js';
 import { DeliverWhenQueuedReactor } from './delivery/deliver-when-queued.reactor.js';
 import { DeliveryDispatcher } from './delivery/delivery-dispatcher.js';
 import { DeliveryQueueRepository } from './delivery/delivery-queue.repository.js';
-import { QueueWhenReceivedReactor } from './policy/queue-when-received.reactor.js';
+import { ApplyPolicyWhenReceivedReactor } from './policy/apply-policy-when-received.reactor.js';
+import { SqlSuppressionLookup } from './policy/sql-suppression-lookup.js';
+import { SUPPRESSION_LOOKUP } from './policy/suppression-lookup.port.js';
+import { ListAddressWhenBouncedOrUnsubscribedReactor } from './suppression/list-address-when-bounced-or-unsubscribed.reactor.js';
 
 /**
  * The worker: the policy stage and the delivery stage, each its own consumer group on the event
@@ -13,7 +16,9 @@ import { QueueWhenReceivedReactor } from './policy/queue-when-received.reactor.j
  */
 @Module({
   providers: [
-    QueueWhenReceivedReactor,
+    { provide: SUPPRESSION_LOOKUP, useClass: SqlSuppressionLookup },
+    ApplyPolicyWhenReceivedReactor,
+    ListAddressWhenBouncedOrUnsubscribedReactor,
     DeliveryQueueRepository,
     DeliveryDispatcher,
     DeliverWhenQueuedReactor,

@@ -8,3 +8,5 @@ export type * from './events/resend.events.js';
 export * from './event-schemas.js';
 export * from './sender-authorisation.js';
 export * from './event-id.js';
+export * from './suppression.js';
+export * from './policy/policy.decide.js';

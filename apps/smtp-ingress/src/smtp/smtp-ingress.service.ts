@@ -16,9 +16,12 @@ import { MessageIntake, refused, type Submitter } from '../intake/message-intake
 import { AuthThrottle, authThrottlePolicy } from './auth-throttle.js';
 import { ConnectionLimiter } from './connection-limiter.js';
 import { installSmtpServerPatches } from './smtp-server-patches.js';
-import { SENDER_DIRECTORY, type SenderDirectory } from './sender-directory.port.js';
+import { SENDER_DIRECTORY, type SenderAccount, type SenderDirectory } from './sender-directory.port.js';
 import { relayDeniedReply, SmtpReply } from './smtp-reply.js';
 import { loadTlsCredentials, type TlsCredentials } from './tls-credentials.js';
+
+const IP_LOOKUP_TTL_MS = 5000;
+const IP_LOOKUP_CACHE_SIZE = 10_000;
 
 const sessionsTotal = counter('relay_ingress_sessions_total', 'SMTP sessions opened.', ['port']);
 const sessionsActive = gauge('relay_ingress_sessions_active', 'SMTP sessions open now.');
@@ -49,6 +52,7 @@ export class SmtpIngressService implements OnApplicationBootstrap, OnApplication
   private readonly servers: { server: SMTPServer; listener: Listener }[] = [];
   private readonly sessions = new Map<string, SessionState>();
   private readonly throttle: AuthThrottle;
+  private readonly ipLookups = new Map<string, { account: SenderAccount | null; until: number }>();
   private readonly limiter: ConnectionLimiter;
   private tls?: TlsCredentials;
 
@@ -231,12 +235,27 @@ export class SmtpIngressService implements OnApplicationBootstrap, OnApplication
   private async resolveSubmitter(session: SMTPServerSession): Promise<Submitter | undefined> {
     const state = this.state(session);
     if (state.submitter || state.ipLookupDone) return state.submitter;
-    const account = await this.senders.findByClientIp(normaliseIp(session.remoteAddress));
+    const account = await this.allowListed(normaliseIp(session.remoteAddress));
     state.ipLookupDone = true;
     if (account) {
       state.submitter = { accountId: account.id, allowedFrom: account.allowedFrom, auth: 'ip-allow-list' };
     }
     return state.submitter;
+  }
+
+  /**
+   * The account whose allow-list holds `ip`, remembered for a few seconds: applications open one
+   * connection per message, and a database query per connection was a good part of the ingress's
+   * time per message. An allow-list change takes effect within IP_LOOKUP_TTL_MS.
+   */
+  private async allowListed(ip: string): Promise<SenderAccount | null> {
+    const now = Date.now();
+    const cached = this.ipLookups.get(ip);
+    if (cached && cached.until > now) return cached.account;
+    const account = await this.senders.findByClientIp(ip);
+    if (this.ipLookups.size >= IP_LOOKUP_CACHE_SIZE) this.ipLookups.clear();
+    this.ipLookups.set(ip, { account, until: now + IP_LOOKUP_TTL_MS });
+    return account;
   }
 
   private async onRcptTo(recipient: string, session: SMTPServerSession): Promise<void> {

@@ -206,11 +206,13 @@ export class DeliveryDispatcher implements OnApplicationShutdown {
     let results;
     try {
       results = await sendTransaction(this.pool, route.hosts, {
-        mailFrom: verpReturnPath(
-          task.messageId,
-          this.bounceDomain,
-          recipients.length === 1 ? recipients[0] : undefined,
-        ),
+        mailFrom:
+          first.returnPath ??
+          verpReturnPath(
+            task.messageId,
+            this.bounceDomain,
+            recipients.length === 1 ? recipients[0] : undefined,
+          ),
         recipients,
         size: first.size,
         smtpUtf8: first.smtpUtf8,

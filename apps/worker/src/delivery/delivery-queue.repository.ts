@@ -17,6 +17,24 @@ export interface QueuedRecipient {
   readonly receivedAt: Date;
   /** Attempts made before this one. */
   readonly attempts: number;
+  /** Set for mail that must not use the VERP address: '' is the null return path. */
+  readonly returnPath: string | null;
+}
+
+/** A recipient to put on the queue. */
+export interface NewQueuedRecipient {
+  readonly messageId: string;
+  readonly recipient: string;
+  readonly accountId: string;
+  readonly mailFrom: string;
+  readonly spoolKey: string;
+  readonly size: number;
+  readonly smtpUtf8: boolean;
+  readonly eightBitMime: boolean;
+  readonly receivedAt: string;
+  /** The event that queued it. */
+  readonly queuedEventId: string;
+  readonly returnPath?: string;
 }
 
 /** A recipient's next state after an attempt, with the event that says so. */
@@ -41,6 +59,7 @@ interface Row {
   eight_bit_mime: boolean;
   received_at: Date;
   attempts: number;
+  return_path: string | null;
 }
 
 const toQueued = (row: Row): QueuedRecipient => ({
@@ -55,10 +74,11 @@ const toQueued = (row: Row): QueuedRecipient => ({
   eightBitMime: row.eight_bit_mime,
   receivedAt: row.received_at,
   attempts: row.attempts,
+  returnPath: row.return_path,
 });
 
 const COLUMNS = `message_id, recipient, account_id, domain, mail_from, spool_key, size, smtp_utf8,
-  eight_bit_mime, received_at, attempts`;
+  eight_bit_mime, received_at, attempts, return_path`;
 
 /** The lower-cased domain of an address: recipients of one domain share a transaction. */
 export const domainOf = (address: string): string =>
@@ -73,41 +93,62 @@ export const domainOf = (address: string): string =>
 export class DeliveryQueueRepository {
   constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
 
+  /** Queues the recipients of MessageQueued events (see enqueueRecipients). */
+  async enqueue(events: readonly MessageQueued[], leaseOwner?: string): Promise<QueuedRecipient[]> {
+    return this.enqueueRecipients(
+      events.flatMap((event) =>
+        event.data.recipients.map((recipient) => ({
+          messageId: event.messageId ?? '',
+          recipient,
+          accountId: event.accountId ?? '',
+          mailFrom: event.data.mailFrom,
+          spoolKey: event.data.spoolKey,
+          size: event.data.size,
+          smtpUtf8: event.data.smtpUtf8,
+          eightBitMime: event.data.eightBitMime,
+          receivedAt: event.data.receivedAt,
+          queuedEventId: event.id,
+        })),
+      ),
+      leaseOwner,
+    );
+  }
+
   /**
-   * Queues the recipients of MessageQueued events. Recipients already queued for the message are
-   * skipped (a redelivered event). With `leaseOwner` the new rows are leased to that worker, which
-   * delivers them at once; without, the poller finds them.
+   * Puts recipients on the queue. Recipients already queued for the message are skipped (a
+   * redelivered event). With `leaseOwner` the new rows are leased to that worker, which delivers
+   * them at once; without, the poller finds them.
    */
-  async enqueue(
-    events: readonly MessageQueued[],
+  async enqueueRecipients(
+    recipients: readonly NewQueuedRecipient[],
     leaseOwner?: string,
     leaseMs = 600_000,
   ): Promise<QueuedRecipient[]> {
-    const rows = events.flatMap((event) =>
-      event.data.recipients.map((recipient) => ({
-        message_id: event.messageId ?? '',
-        recipient,
-        account_id: event.accountId ?? '',
-        domain: domainOf(recipient),
-        mail_from: event.data.mailFrom,
-        spool_key: event.data.spoolKey,
-        size: event.data.size,
-        smtp_utf8: event.data.smtpUtf8,
-        eight_bit_mime: event.data.eightBitMime,
-        received_at: event.data.receivedAt,
-        queued_event_id: event.id,
-      })),
-    );
-    if (rows.length === 0) return [];
+    if (recipients.length === 0) return [];
+    const rows = recipients.map((r) => ({
+      message_id: r.messageId,
+      recipient: r.recipient,
+      account_id: r.accountId,
+      domain: domainOf(r.recipient),
+      mail_from: r.mailFrom,
+      spool_key: r.spoolKey,
+      size: r.size,
+      smtp_utf8: r.smtpUtf8,
+      eight_bit_mime: r.eightBitMime,
+      received_at: r.receivedAt,
+      queued_event_id: r.queuedEventId,
+      return_path: r.returnPath ?? null,
+    }));
     const inserted: Row[] = await this.dataSource.query(
       `INSERT INTO delivery_recipients (message_id, recipient, account_id, domain, mail_from, spool_key, size,
-         smtp_utf8, eight_bit_mime, received_at, queued_event_id, next_attempt_at, lease_owner, lease_until)
+         smtp_utf8, eight_bit_mime, received_at, queued_event_id, return_path, next_attempt_at, lease_owner,
+         lease_until)
        SELECT r.message_id, r.recipient, r.account_id, r.domain, r.mail_from, r.spool_key, r.size,
-         r.smtp_utf8, r.eight_bit_mime, r.received_at, r.queued_event_id, now(), $2::text,
+         r.smtp_utf8, r.eight_bit_mime, r.received_at, r.queued_event_id, r.return_path, now(), $2::text,
          CASE WHEN $2::text IS NULL THEN NULL ELSE now() + $3 * interval '1 millisecond' END
        FROM jsonb_to_recordset($1::jsonb) AS r(message_id text, recipient text, account_id text, domain text,
          mail_from text, spool_key text, size bigint, smtp_utf8 boolean, eight_bit_mime boolean,
-         received_at timestamptz, queued_event_id uuid)
+         received_at timestamptz, queued_event_id uuid, return_path text)
        ON CONFLICT (message_id, recipient) DO NOTHING
        RETURNING ${COLUMNS}`,
       [JSON.stringify(rows), leaseOwner ?? null, leaseMs],

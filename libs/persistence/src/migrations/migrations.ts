@@ -5,6 +5,8 @@ import { Outbox1764380300000 } from './1764380300000-outbox.js';
 import { DeliveryReports1764380400000 } from './1764380400000-delivery-reports.js';
 import { ProjectionPositions1764380500000 } from './1764380500000-projection-positions.js';
 import { DeliveryQueue1764380600000 } from './1764380600000-delivery-queue.js';
+import { Suppressions1764380700000 } from './1764380700000-suppressions.js';
+import { DeliveryReturnPath1764380800000 } from './1764380800000-delivery-return-path.js';
 
 /** Every migration, oldest first. ESM has no directory globbing in TypeORM, so each is listed. */
 export const MIGRATIONS = [
@@ -15,4 +17,6 @@ export const MIGRATIONS = [
   DeliveryReports1764380400000,
   ProjectionPositions1764380500000,
   DeliveryQueue1764380600000,
+  Suppressions1764380700000,
+  DeliveryReturnPath1764380800000,
 ];
