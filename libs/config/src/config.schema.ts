@@ -323,6 +323,8 @@ export const CONFIG_SCHEMA = {
     text,
     none,
   ),
+  trackingSecret: key<string | undefined>('TRACKING_SECRET', 'string', 'generated at first start', 'HMAC key that signs tracking and unsubscribe tokens; kept under the data dir when unset.', text, none),
+  dkimKeySecret: key<string | undefined>('DKIM_KEY_SECRET', 'string', 'generated at first start', 'Key that encrypts the accounts\' DKIM private keys at rest; kept under the data dir when unset.', text, none),
   tlsCertFile: key<string | undefined>(
     'TLS_CERT_FILE',
     'path',

@@ -10,3 +10,4 @@ export * from './sender-authorisation.js';
 export * from './event-id.js';
 export * from './suppression.js';
 export * from './policy/policy.decide.js';
+export * from './tracking/tracking-token.js';
