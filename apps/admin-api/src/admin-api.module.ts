@@ -2,12 +2,16 @@ import { Module } from '@nestjs/common';
 import { APP_PIPE } from '@nestjs/core';
 import { RELAY_CONFIG, type RelayConfig } from '@relay/config';
 import { AccountsRepository, DeliveryReportsRepository } from '@relay/persistence';
+import { SuppressionsRepository } from '@relay/persistence';
 import { AccountsController } from './accounts/accounts.controller.js';
 import { ADMIN_TOKEN, AdminTokenGuard } from './auth/admin-token.guard.js';
 import { ensureAdminToken } from './auth/admin-token.js';
 import { HealthController } from './health/health.controller.js';
 import { MessagesController } from './messages/messages.controller.js';
 import { MetricsController } from './metrics/metrics.controller.js';
+import { AddSuppressionsHandler } from './suppressions/add-suppressions.handler.js';
+import { RemoveSuppressionHandler } from './suppressions/remove-suppression.handler.js';
+import { SuppressionsController } from './suppressions/suppressions.controller.js';
 import { createValidationPipe } from './validation.js';
 
 /**
@@ -15,10 +19,19 @@ import { createValidationPipe } from './validation.js';
  * Needs the process-wide DataSource (with ACCOUNT_ENTITIES), RELAY_CONFIG and LOGGER.
  */
 @Module({
-  controllers: [HealthController, MetricsController, AccountsController, MessagesController],
+  controllers: [
+    HealthController,
+    MetricsController,
+    AccountsController,
+    MessagesController,
+    SuppressionsController,
+  ],
   providers: [
     AccountsRepository,
     DeliveryReportsRepository,
+    SuppressionsRepository,
+    AddSuppressionsHandler,
+    RemoveSuppressionHandler,
     AdminTokenGuard,
     {
       provide: ADMIN_TOKEN,

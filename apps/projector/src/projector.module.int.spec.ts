@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, LOGGER } from '@relay/config';
 import { createEvent, type RelayEvent } from '@relay/domain';
 import { EVENT_LOG, PostgresEventLog } from '@relay/event-log';
-import { createDataSource, DeliveryReportsRepository } from '@relay/persistence';
+import { createDataSource, DeliveryReportsRepository, SuppressionsRepository } from '@relay/persistence';
 import { createTestDatabase, type TestDatabase } from '@relay/testing';
 import { ProjectorModule } from './projector.module.js';
 import { ProjectorService } from './projector.service.js';
@@ -49,6 +49,12 @@ const received = (messageId: string): RelayEvent =>
     },
   });
 
+const listed = (address: string): RelayEvent =>
+  createEvent('SuppressionAdded', {
+    accountId: ACCOUNT_ID,
+    data: { address, list: 'bounce', source: 'bounce', reason: '550 5.1.1 user unknown' },
+  });
+
 async function until(condition: () => Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (!(await condition())) {
@@ -61,6 +67,7 @@ let db: TestDatabase;
 let dataSource: DataSource;
 let eventLog: PostgresEventLog;
 let reports: DeliveryReportsRepository;
+let suppressions: SuppressionsRepository;
 
 beforeAll(async () => {
   db = await createTestDatabase('projector_module');
@@ -71,6 +78,7 @@ beforeAll(async () => {
     logger: createLogger('error', {}, () => undefined),
   });
   reports = new DeliveryReportsRepository(dataSource);
+  suppressions = new SuppressionsRepository(dataSource);
 });
 
 afterAll(async () => {
@@ -80,23 +88,35 @@ afterAll(async () => {
 });
 
 describe('ProjectorModule', () => {
-  it('projects delivery reports from bootstrap until shutdown', async () => {
-    await eventLog.append([received('before-start')]);
+  it('projects delivery reports and suppression lists from bootstrap until shutdown', async () => {
+    await eventLog.append([received('before-start'), listed('early@example.org')]);
     const context: INestApplicationContext = await NestFactory.createApplicationContext(
       { module: ProjectorModule, imports: [TestRuntimeModule.forRoot({ dataSource, eventLog })] },
       { logger: false },
     );
     await context.init();
-    expect(context.get(ProjectorService).groups()).toEqual(['projection-delivery-report']);
+    expect(context.get(ProjectorService).groups()).toEqual([
+      'projection-delivery-report',
+      'projection-suppressions',
+    ]);
 
     await until(async () => (await reports.get('before-start')) !== undefined, 'the earlier message');
-    await eventLog.append([received('while-running')]);
+    await until(
+      async () => (await suppressions.isListed(ACCOUNT_ID, ['early@example.org'])).size === 1,
+      'the earlier listing',
+    );
+    await eventLog.append([received('while-running'), listed('later@example.org')]);
     await until(async () => (await reports.get('while-running'))?.status === 'queued', 'the new message');
+    await until(
+      async () => (await suppressions.isListed(ACCOUNT_ID, ['later@example.org'])).size === 1,
+      'the new listing',
+    );
 
     await context.close();
     expect(context.get(ProjectorService).groups()).toEqual([]);
-    await eventLog.append([received('after-stop')]);
+    await eventLog.append([received('after-stop'), listed('after-stop@example.org')]);
     await sleep(500);
     expect(await reports.get('after-stop')).toBeUndefined();
+    expect(await suppressions.isListed(ACCOUNT_ID, ['after-stop@example.org'])).toEqual(new Map());
   });
 });

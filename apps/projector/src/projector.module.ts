@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { DeliveryReportProjector, type Projection } from '@relay/persistence';
+import { DeliveryReportProjector, type Projection, SuppressionsProjector } from '@relay/persistence';
 import { PROJECTIONS, ProjectorService } from './projector.service.js';
 
 /**
@@ -9,7 +9,10 @@ import { PROJECTIONS, ProjectorService } from './projector.service.js';
  */
 @Module({
   providers: [
-    { provide: PROJECTIONS, useValue: [new DeliveryReportProjector()] satisfies Projection[] },
+    {
+      provide: PROJECTIONS,
+      useValue: [new DeliveryReportProjector(), new SuppressionsProjector()] satisfies Projection[],
+    },
     ProjectorService,
   ],
   exports: [ProjectorService],

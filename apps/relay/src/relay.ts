@@ -1,11 +1,13 @@
 import type { INestApplication, INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Server } from 'node:http';
 import { AdminApiModule, ensureAdminToken, setupOpenApi } from '@relay/admin-api';
 import type { Logger, RelayConfig } from '@relay/config';
 import { bootstrapDemoAccount } from '@relay/persistence';
 import { ProjectorModule, ProjectorService } from '@relay/projector';
 import { SmtpIngressModule, SmtpIngressService } from '@relay/smtp-ingress';
+import { TrackerModule } from '@relay/tracker';
 import { BounceIntakeService, WorkerModule } from '@relay/worker';
 import { RuntimeModule } from './runtime.module.js';
 import { startRuntime, type Runtime } from './runtime.js';
@@ -57,9 +59,11 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
     }
     if (config.roles.includes('admin-api')) {
       const token = await ensureAdminToken(config.dataDir, config.adminToken);
-      const admin: INestApplication = await NestFactory.create(withRuntime(AdminApiModule, runtime), {
+      const admin = await NestFactory.create<NestExpressApplication>(withRuntime(AdminApiModule, runtime), {
         logger: false,
       });
+      // Bulk suppression adds: 10 000 addresses of up to 254 characters.
+      admin.useBodyParser('json', { limit: '3mb' });
       setupOpenApi(admin);
       await admin.listen(config.adminPort, config.listenHost);
       apps.push(admin);
@@ -69,6 +73,16 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
         lines.push(`admin token (generated, kept in ${token.file}): ${token.token}`);
       const demo = await bootstrapDemoAccount(runtime.dataSource);
       if (demo) lines.push(`demo account created: username ${demo.username}  password ${demo.password}`);
+    }
+    if (config.roles.includes('tracker')) {
+      const tracker: INestApplication = await NestFactory.create(withRuntime(TrackerModule, runtime), {
+        logger: false,
+      });
+      await tracker.listen(config.trackerPort, config.listenHost);
+      apps.push(tracker);
+      lines.push(
+        `tracker:    http://${config.listenHost}:${boundPort(tracker, config.trackerPort)}  (links: ${config.trackingBaseUrl})`,
+      );
     }
     if (config.roles.includes('smtp-ingress')) {
       const smtp = (await context(SmtpIngressModule)).get(SmtpIngressService);

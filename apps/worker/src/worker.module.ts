@@ -1,11 +1,14 @@
 import { Module } from '@nestjs/common';
+import { AccountsRepository, SuppressionsRepository } from '@relay/persistence';
 import { BounceIntakeService } from './bounce-intake/bounce-intake.service.js';
 import { DELIVERY_LOOKUP } from './bounce-intake/delivery-lookup.port.js';
 import { DeliverWhenQueuedReactor } from './delivery/deliver-when-queued.reactor.js';
 import { DeliveryDispatcher } from './delivery/delivery-dispatcher.js';
 import { DeliveryQueueRepository } from './delivery/delivery-queue.repository.js';
+import { NotificationMailer } from './notifier/notification-mailer.js';
+import { NotificationsRepository } from './notifier/notifications.repository.js';
+import { NotifySenderReactor } from './notifier/notify-sender.reactor.js';
 import { ApplyPolicyWhenReceivedReactor } from './policy/apply-policy-when-received.reactor.js';
-import { SqlSuppressionLookup } from './policy/sql-suppression-lookup.js';
 import { SUPPRESSION_LOOKUP } from './policy/suppression-lookup.port.js';
 import { ListAddressWhenBouncedOrUnsubscribedReactor } from './suppression/list-address-when-bounced-or-unsubscribed.reactor.js';
 
@@ -16,12 +19,17 @@ import { ListAddressWhenBouncedOrUnsubscribedReactor } from './suppression/list-
  */
 @Module({
   providers: [
-    { provide: SUPPRESSION_LOOKUP, useClass: SqlSuppressionLookup },
+    SuppressionsRepository,
+    { provide: SUPPRESSION_LOOKUP, useExisting: SuppressionsRepository },
     ApplyPolicyWhenReceivedReactor,
     ListAddressWhenBouncedOrUnsubscribedReactor,
     DeliveryQueueRepository,
     DeliveryDispatcher,
     DeliverWhenQueuedReactor,
+    AccountsRepository,
+    NotificationsRepository,
+    NotificationMailer,
+    NotifySenderReactor,
     { provide: DELIVERY_LOOKUP, useExisting: DeliveryQueueRepository },
     BounceIntakeService,
   ],

@@ -6,3 +6,4 @@ export * from './retry-schedule.js';
 export * from './delivery-outcome.decide.js';
 export * from './bounce-classifier.js';
 export * from './dsn-parser.js';
+export * from './delivery-status-report.js';

@@ -183,8 +183,9 @@ export const EVENT_SCHEMAS: { readonly [T in EventType]: JsonSchema } = {
       period,
       usage: closedObject<Usage>({ messages: count, bytes: count }, {}),
       limits: closedObject<Limits>({ messages: limit, bytes: limit }, {}),
+      ...mimeFlags,
     },
-    {},
+    { resendId: nonEmptyText },
   ),
   MessageQueued: eventSchema(
     'MessageQueued',

@@ -11,3 +11,5 @@ export * from './event-id.js';
 export * from './suppression.js';
 export * from './policy/policy.decide.js';
 export * from './tracking/tracking-token.js';
+export * from './event-examples.js';
+export * from './relay-message-id.js';

@@ -12,3 +12,5 @@ export * from './projection/projection-runner.js';
 export * from './projection/delivery-report/delivery-report.js';
 export * from './projection/delivery-report/delivery-report.projector.js';
 export * from './projection/delivery-report/delivery-reports.repository.js';
+export * from './projection/suppressions/suppressions.projector.js';
+export * from './projection/suppressions/suppressions.repository.js';

@@ -1,14 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Readable } from 'node:stream';
 import { counter, histogram, LOGGER, RELAY_CONFIG, type Logger, type RelayConfig } from '@relay/config';
-import { authoriseSender, createEvent, type RelayAuthMethod } from '@relay/domain';
+import { authoriseSender, createEvent, newRelayMessageId, type RelayAuthMethod } from '@relay/domain';
 import { EVENT_LOG, type EventLog } from '@relay/event-log';
 import { SPOOL, type Spool, type SpooledBody } from '@relay/spool';
 import { relayDeniedReply, SmtpReply } from '../smtp/smtp-reply.js';
 import { CrlfNormaliser } from './crlf-normaliser.js';
 import { HeaderStamper } from './header-stamper.js';
 import type { MessageHeaders } from './message-headers.js';
-import { newRelayMessageId } from './relay-message-id.js';
 import { MessageTooLargeError, SizeGuard } from './size-guard.js';
 import { receivedHeader } from './trace-headers.js';
 

@@ -39,7 +39,7 @@ export class ApplyPolicyWhenReceivedReactor implements OnApplicationBootstrap, O
     for (const { event } of batch) {
       if (!isPolicyInput(event) || !event.accountId) continue;
       const listed = await this.suppressions.isListed(event.accountId, event.data.recipients);
-      const events = decidePolicy(event, { listed, now: new Date() });
+      const { events } = decidePolicy(event, { listed, now: new Date() });
       this.log(event, events);
       decided.push(...events);
     }

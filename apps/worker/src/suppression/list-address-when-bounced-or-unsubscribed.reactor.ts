@@ -2,6 +2,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import { LOGGER, type Logger } from '@relay/config';
 import { createEvent, eventIdFor, type Bounced, type RelayEvent, type Unsubscribed } from '@relay/domain';
 import { EVENT_LOG, type EventLog, type LoggedEvent, type Subscription } from '@relay/event-log';
+import { NotificationsRepository } from '../notifier/notifications.repository.js';
 
 /**
  * A hard bounce whose status says the address is invalid (RFC 3463 5.1.x: bad mailbox, no such
@@ -43,6 +44,7 @@ export class ListAddressWhenBouncedOrUnsubscribedReactor
   constructor(
     @Inject(EVENT_LOG) private readonly eventLog: EventLog,
     @Inject(LOGGER) private readonly logger: Logger,
+    private readonly notifications: NotificationsRepository,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -58,7 +60,14 @@ export class ListAddressWhenBouncedOrUnsubscribedReactor
 
   private async handle(batch: readonly LoggedEvent[]): Promise<void> {
     const listings: RelayEvent[] = [];
+    // A notification that bounces names the sender's own address: that is no reason to list it.
+    const bouncedIds = batch.flatMap(({ event }) =>
+      event.type === 'Bounced' && event.messageId ? [event.messageId] : [],
+    );
+    const notifications =
+      bouncedIds.length > 0 ? await this.notifications.notificationIds(bouncedIds) : new Set();
     for (const { event } of batch) {
+      if (event.messageId && notifications.has(event.messageId)) continue;
       const added = listingFor(event);
       if (added?.type !== 'SuppressionAdded') continue;
       listings.push(added);

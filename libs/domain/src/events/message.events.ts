@@ -86,6 +86,11 @@ export type QuotaExceeded = EventEnvelope<
     readonly period: string;
     readonly usage: Usage;
     readonly limits: Limits;
+    /** Carried so that a resend can deliver the message as it was submitted. */
+    readonly smtpUtf8: boolean;
+    readonly eightBitMime: boolean;
+    /** Set when a resend's recipients were held back again. */
+    readonly resendId?: string;
   }
 >;
 

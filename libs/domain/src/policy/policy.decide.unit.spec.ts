@@ -25,7 +25,7 @@ const now = new Date('2026-11-29T10:00:01.000Z');
 
 describe('decidePolicy', () => {
   it('given no listed recipient, when a message arrives, then all are queued for the month', () => {
-    const events = decidePolicy(received, { listed: new Map(), now });
+    const { events } = decidePolicy(received, { listed: new Map(), now });
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({
       type: 'MessageQueued',
@@ -40,7 +40,7 @@ describe('decidePolicy', () => {
       ['listed@example.org', 'bounce' as const],
       ['gone@example.net', 'unsubscribe' as const],
     ]);
-    const events = decidePolicy(received, { listed, now });
+    const { events } = decidePolicy(received, { listed, now });
     expect(
       events.map((e) => [
         e.type,
@@ -55,12 +55,12 @@ describe('decidePolicy', () => {
 
   it('given every recipient listed, then nothing is queued', () => {
     const listed = new Map(received.data.recipients.map((r) => [r, 'bounce' as const]));
-    expect(decidePolicy(received, { listed, now }).every((e) => e.type === 'Suppressed')).toBe(true);
+    expect(decidePolicy(received, { listed, now }).events.every((e) => e.type === 'Suppressed')).toBe(true);
   });
 
   it('decides the same input the same way, with the same event ids', () => {
     const listed = new Map([['listed@example.org', 'bounce' as const]]);
-    const ids = (): string[] => decidePolicy(received, { listed, now }).map((e) => e.id);
+    const ids = (): string[] => decidePolicy(received, { listed, now }).events.map((e) => e.id);
     expect(ids()).toEqual(ids());
   });
 });

@@ -10,7 +10,12 @@ export type TrackingClaims =
       readonly recipient: string;
       readonly url: string;
     }
-  | { readonly kind: 'u'; readonly accountId: string; readonly messageId: string; readonly recipient: string };
+  | {
+      readonly kind: 'u';
+      readonly accountId: string;
+      readonly messageId: string;
+      readonly recipient: string;
+    };
 
 type Wire = [kind: string, accountId: string, messageId: string, recipient: string, url?: string];
 

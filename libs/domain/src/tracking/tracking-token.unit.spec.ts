@@ -32,6 +32,7 @@ describe('tracking tokens', () => {
     expect(verifyTrackingToken(`${altered}.${tag}`, key)).toBeNull();
     expect(verifyTrackingToken(`${payload}.${'A'.repeat(tag.length)}`, key)).toBeNull();
     expect(verifyTrackingToken(token, 'another key')).toBeNull();
-    for (const bad of ['', '.', 'abc', 'a.b.c', `${payload}.`]) expect(verifyTrackingToken(bad, key)).toBeNull();
+    for (const bad of ['', '.', 'abc', 'a.b.c', `${payload}.`])
+      expect(verifyTrackingToken(bad, key)).toBeNull();
   });
 });

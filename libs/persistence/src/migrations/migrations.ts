@@ -7,6 +7,7 @@ import { ProjectionPositions1764380500000 } from './1764380500000-projection-pos
 import { DeliveryQueue1764380600000 } from './1764380600000-delivery-queue.js';
 import { Suppressions1764380700000 } from './1764380700000-suppressions.js';
 import { DeliveryReturnPath1764380800000 } from './1764380800000-delivery-return-path.js';
+import { Notifications1764380900000 } from './1764380900000-notifications.js';
 
 /** Every migration, oldest first. ESM has no directory globbing in TypeORM, so each is listed. */
 export const MIGRATIONS = [
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   DeliveryQueue1764380600000,
   Suppressions1764380700000,
   DeliveryReturnPath1764380800000,
+  Notifications1764380900000,
 ];

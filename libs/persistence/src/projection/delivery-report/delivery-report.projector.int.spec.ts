@@ -148,6 +148,8 @@ function message(id: string, options: MessageOptions = {}) {
           period: '2025-03',
           usage: { messages: 5, bytes: 241065 },
           limits: { messages: 5, bytes: null },
+          smtpUtf8: false,
+          eightBitMime: false,
         },
       }),
     resubmitted: (s: number, to: readonly string[], resendId: string): EventOfType<'MessageResubmitted'> =>
