@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
 import { DeliveryReportProjector, type Projection, SuppressionsProjector } from '@relay/persistence';
+import { QuotaUsageProjector } from '@relay/persistence';
+import { ResendProgressProjector } from '@relay/persistence';
 import { PROJECTIONS, ProjectorService } from './projector.service.js';
 
 /**
@@ -11,7 +13,12 @@ import { PROJECTIONS, ProjectorService } from './projector.service.js';
   providers: [
     {
       provide: PROJECTIONS,
-      useValue: [new DeliveryReportProjector(), new SuppressionsProjector()] satisfies Projection[],
+      useValue: [
+        new DeliveryReportProjector(),
+        new SuppressionsProjector(),
+        new QuotaUsageProjector(),
+        new ResendProgressProjector(),
+      ] satisfies Projection[],
     },
     ProjectorService,
   ],

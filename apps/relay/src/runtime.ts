@@ -1,13 +1,14 @@
 import { join } from 'node:path';
 import type { DataSource } from 'typeorm';
 import type { Logger, RelayConfig } from '@relay/config';
-import { KafkaEventLog, PostgresEventLog, type EventLog } from '@relay/event-log';
+import { insertEvents, KafkaEventLog, PostgresEventLog, type EventLog } from '@relay/event-log';
 import {
   ACCOUNT_ENTITIES,
   createDataSource,
   OutboxRelay,
   runMigrations,
   startEmbeddedPostgres,
+  writeEventsDirectly,
 } from '@relay/persistence';
 import { LocalDirectorySpool, PostgresSpool, type Spool } from '@relay/spool';
 
@@ -75,6 +76,9 @@ export async function startRuntime(config: RelayConfig, logger: Logger): Promise
 
     const eventLog = await openEventLog(config, databaseUrl, logger.child({ component: 'event-log' }));
     stops.push(() => eventLog.close());
+    // The Postgres log lives in this database: transactional writers put events straight into it.
+    if (eventLog instanceof PostgresEventLog)
+      writeEventsDirectly(dataSource, (manager, events) => insertEvents(manager, events));
 
     const spool =
       config.spool === 'postgres'

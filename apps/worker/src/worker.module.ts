@@ -8,7 +8,7 @@ import { DeliveryQueueRepository } from './delivery/delivery-queue.repository.js
 import { NotificationMailer } from './notifier/notification-mailer.js';
 import { NotificationsRepository } from './notifier/notifications.repository.js';
 import { NotifySenderReactor } from './notifier/notify-sender.reactor.js';
-import { ApplyPolicyWhenReceivedReactor } from './policy/apply-policy-when-received.reactor.js';
+import { PolicyStageRunner } from './policy/policy-stage.runner.js';
 import { SUPPRESSION_LOOKUP } from './policy/suppression-lookup.port.js';
 import { ListAddressWhenBouncedOrUnsubscribedReactor } from './suppression/list-address-when-bounced-or-unsubscribed.reactor.js';
 
@@ -21,7 +21,7 @@ import { ListAddressWhenBouncedOrUnsubscribedReactor } from './suppression/list-
   providers: [
     SuppressionsRepository,
     { provide: SUPPRESSION_LOOKUP, useExisting: SuppressionsRepository },
-    ApplyPolicyWhenReceivedReactor,
+    PolicyStageRunner,
     ListAddressWhenBouncedOrUnsubscribedReactor,
     DeliveryQueueRepository,
     DeliveryDispatcher,

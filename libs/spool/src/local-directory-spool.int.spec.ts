@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalDirectorySpool } from './local-directory-spool.adapter.js';
 import { spoolContract, type SpoolHarness } from './spool.contract.js';
+import { SpoolBodyNotFoundError, type Spool } from './spool.port.js';
 
 /** Every file under `root`, relative to it (directories themselves are not stored data). */
 async function filesUnder(root: string): Promise<string[]> {
@@ -13,6 +14,12 @@ async function filesUnder(root: string): Promise<string[]> {
     .filter((entry) => entry.isFile())
     .map((entry) => relative(root, join(entry.parentPath, entry.name)))
     .sort();
+}
+
+async function contentOf(spool: Spool, key: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await spool.read(key)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString();
 }
 
 async function spoolDirectory(): Promise<{ root: string; dispose: () => Promise<void> }> {
@@ -88,5 +95,56 @@ describe('LocalDirectorySpool', () => {
 
     expect(await spool.removeOlderThan(new Date('2025-03-10T00:00:00Z'))).toBe(1);
     expect(await filesUnder(root)).toEqual(['README', 'not-a-day/keep.eml']);
+  });
+
+  it('sweeps a body written on the system clock by the file time its write set', async () => {
+    const root = await directory();
+    // No clock given, so no time is stamped on the file: the sweep must find the write's own.
+    const spool = new LocalDirectorySpool(root);
+    const before = Date.now();
+    const { key } = await spool.write('system-clock', Readable.from([Buffer.from('x')]));
+
+    expect(await spool.removeOlderThan(new Date(before - 60_000))).toBe(0);
+    expect(await spool.removeOlderThan(new Date(Date.now() + 60_000))).toBe(1);
+    await expect(spool.read(key)).rejects.toBeInstanceOf(SpoolBodyNotFoundError);
+  });
+
+  it('writes into a day again after the sweep removed its directory or a later day closed it', async () => {
+    const root = await directory();
+    let now = new Date('2025-03-10T10:00:00Z');
+    const spool = new LocalDirectorySpool(root, { now: () => now });
+    const write = async (messageId: string): Promise<string> =>
+      (await spool.write(messageId, Readable.from([Buffer.from(messageId)]))).key;
+
+    await write('before-sweep');
+    // A cutoff ahead of the clock removes the directory the spool holds open for today.
+    expect(await spool.removeOlderThan(new Date('2025-03-11T00:00:00Z'))).toBe(1);
+    const keys = [await write('after-sweep')];
+    now = new Date('2025-03-11T01:00:00Z');
+    keys.push(await write('next-day'));
+    // A clock set back: the first day's directory was closed when the next day began.
+    now = new Date('2025-03-10T11:00:00Z');
+    keys.push(await write('clock-set-back'));
+
+    expect(await filesUnder(root)).toEqual([
+      '2025-03-10/after-sweep.eml',
+      '2025-03-10/clock-set-back.eml',
+      '2025-03-11/next-day.eml',
+    ]);
+    for (const key of keys) expect(await contentOf(spool, key)).toBe(key.split('/')[1]);
+  });
+
+  it('resolves every one of many small writes made at once, each body intact', async () => {
+    // Enough writers that most link while a directory fsync is in flight and share the next one.
+    const root = await directory();
+    const spool = new LocalDirectorySpool(root);
+    const messageIds = Array.from({ length: 300 }, (_, i) => `burst-${i}`);
+    const written = await Promise.all(
+      messageIds.map((messageId) => spool.write(messageId, Readable.from([Buffer.from(messageId)]))),
+    );
+    for (const [i, { key }] of written.entries()) {
+      expect(await contentOf(spool, key)).toBe(messageIds[i]);
+    }
+    expect((await filesUnder(root)).filter((file) => file.startsWith('tmp/'))).toEqual([]);
   });
 });

@@ -187,7 +187,12 @@ export class DeliveryDispatcher implements OnApplicationShutdown {
     context: AttemptContext,
   ): Promise<RecipientOutcome[]> {
     const recipients = task.recipients.map((r) => r.recipient);
-    const contextFor = (r: QueuedRecipient): AttemptContext => ({ ...context, previousAttempts: r.attempts });
+    // Outcomes are dated when they are known (the remote reply), not when the attempt began.
+    const contextFor = (r: QueuedRecipient): AttemptContext => ({
+      ...context,
+      previousAttempts: r.attempts,
+      now: new Date(),
+    });
     const route = await this.router.route(task.domain);
     if (route.kind !== 'hosts') {
       const failure =

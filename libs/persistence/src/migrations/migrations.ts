@@ -8,6 +8,7 @@ import { DeliveryQueue1764380600000 } from './1764380600000-delivery-queue.js';
 import { Suppressions1764380700000 } from './1764380700000-suppressions.js';
 import { DeliveryReturnPath1764380800000 } from './1764380800000-delivery-return-path.js';
 import { Notifications1764380900000 } from './1764380900000-notifications.js';
+import { PolicyUsage1764381000000 } from './1764381000000-policy-usage.js';
 
 /** Every migration, oldest first. ESM has no directory globbing in TypeORM, so each is listed. */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   Suppressions1764380700000,
   DeliveryReturnPath1764380800000,
   Notifications1764380900000,
+  PolicyUsage1764381000000,
 ];

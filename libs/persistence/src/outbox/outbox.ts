@@ -1,5 +1,5 @@
 import type { RelayEvent } from '@relay/domain';
-import type { EntityManager } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 
 /** NOTIFY channel that wakes OutboxRelay; Postgres delivers it only when the writer commits. */
 export const OUTBOX_CHANNEL = 'outbox';
@@ -16,11 +16,26 @@ const INSERT_SQL = `
   )
   SELECT pg_notify('${OUTBOX_CHANNEL}', '')`;
 
+/** Writes events into the event log itself, in the caller's transaction. */
+export type DirectEventWriter = (manager: EntityManager, events: readonly RelayEvent[]) => Promise<void>;
+
+const directWriters = new WeakMap<DataSource, DirectEventWriter>();
+
+/**
+ * When the event log is the Postgres log in the same database as `dataSource`, events written
+ * through appendToOutbox on it go straight into the log in the caller's transaction: the same
+ * atomicity as the outbox, without the relay's extra transactions and wake-up per event.
+ */
+export function writeEventsDirectly(dataSource: DataSource, writer: DirectEventWriter): void {
+  directWriters.set(dataSource, writer);
+}
+
 /**
  * Writes `events` to the outbox in the caller's transaction, so they reach the event log if and
- * only if the row change they describe commits (OutboxRelay moves them). Events of one account
- * keep their order in the log as long as every writer locks the account's row before calling
- * this: a later transaction then also takes later outbox ids.
+ * only if the row change they describe commits (OutboxRelay moves them, unless the log takes them
+ * directly: writeEventsDirectly). Events of one account keep their order in the log as long as
+ * every writer locks the account's row before calling this: a later transaction then also takes
+ * later outbox ids.
  */
 export async function appendToOutbox(manager: EntityManager, events: readonly RelayEvent[]): Promise<void> {
   if (events.length === 0) return;
@@ -28,5 +43,7 @@ export async function appendToOutbox(manager: EntityManager, events: readonly Re
     // Outside a transaction the events would be published even if the caller's change then failed.
     throw new Error('appendToOutbox must run inside the transaction of the change it describes');
   }
-  await manager.query(INSERT_SQL, [JSON.stringify(events)]);
+  const direct = directWriters.get(manager.connection);
+  if (direct) await direct(manager, events);
+  else await manager.query(INSERT_SQL, [JSON.stringify(events)]);
 }

@@ -1,0 +1,112 @@
+import 'reflect-metadata';
+import { createWriteStream, fstatSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { startTestRelay, type TestRelay } from '../support/test-relay.js';
+
+/**
+ * The relay of `npm run bench`, in a process of its own (its CPU and RSS are then its own): every
+ * role, as startTestRelay runs it (a fresh test database copied from RELAY_TEST_TEMPLATE, a
+ * temporary data directory, OS-chosen ports on 127.0.0.1, no bounce port of its own).
+ *
+ *   node test/dist/bench/relay-process.js '{"DELIVERY_SMART_HOST":"127.0.0.1:2626", ...}'
+ *
+ * The one argument is relay configuration as a JSON object. The process creates an account that
+ * may relay from 127.0.0.1 without AUTH and then writes one JSON line to the file descriptor in
+ * BENCH_READY_FD (stdout when unset):
+ *
+ *   {"pid":123,"smtpPort":40001,"adminUrl":"http://127.0.0.1:40002","databaseUrl":"postgres://..."}
+ *
+ * With RELAY_TEST_LOGS=1 the relay logs to stdout. It stops, drops its database and removes its
+ * data directory on SIGTERM or SIGINT, when stdin is a pipe that closes (the parent is gone), or
+ * after BENCH_RELAY_LIFETIME_MS [15 min].
+ */
+
+const DEFAULT_LIFETIME_MS = 15 * 60_000;
+/** smtp-server's closeTimeout is 30 s; past that a stop is stuck. */
+const STOP_TIMEOUT_MS = 45_000;
+const DROP_TIMEOUT_MS = 10_000;
+
+function overridesFrom(arg: string | undefined): Record<string, string> {
+  const parsed: unknown = JSON.parse(arg ?? '{}');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new Error('expected one JSON object of relay settings');
+  }
+  return Object.fromEntries(Object.entries(parsed).map(([key, value]) => [key, String(value)]));
+}
+
+function writeReady(line: string): void {
+  const fd = process.env.BENCH_READY_FD;
+  if (fd === undefined) {
+    process.stdout.write(line + '\n');
+    return;
+  }
+  const stream = createWriteStream('', { fd: Number(fd) });
+  stream.end(line + '\n');
+}
+
+async function main(): Promise<void> {
+  const relay: TestRelay = await startTestRelay(overridesFrom(process.argv[2]));
+  let stopping: Promise<void> | undefined;
+  // What relay.stop() does last; done directly when the stop hangs or fails, so that neither the
+  // database nor the data directory is left behind (DROP ... WITH (FORCE) ends open sessions).
+  const forceCleanup = (): Promise<unknown> =>
+    Promise.allSettled([relay.db.drop(), rm(relay.dataDir, { recursive: true, force: true })]);
+  const shutdown = (reason: string, failed = false): void => {
+    stopping ??= (async () => {
+      process.stderr.write(`bench relay: stopping (${reason})\n`);
+      const exit = (): never => process.exit(1);
+      setTimeout(() => {
+        process.stderr.write('bench relay: stop timed out\n');
+        setTimeout(exit, DROP_TIMEOUT_MS).unref();
+        void forceCleanup().then(exit);
+      }, STOP_TIMEOUT_MS).unref();
+      try {
+        await relay.stop();
+        process.exit(failed ? 1 : 0);
+      } catch (error) {
+        process.stderr.write(`bench relay: unclean stop: ${String(error)}\n`);
+        setTimeout(exit, DROP_TIMEOUT_MS).unref();
+        await forceCleanup();
+        exit();
+      }
+    })();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  // Only a pipe from a parent: a terminal or /dev/null on stdin says nothing about a parent.
+  if (fstatSync(0).isFIFO()) {
+    process.stdin.on('close', () => shutdown('stdin closed'));
+    process.stdin.resume();
+  }
+  const lifetime = Number(process.env.BENCH_RELAY_LIFETIME_MS ?? DEFAULT_LIFETIME_MS);
+  setTimeout(() => shutdown('lifetime'), lifetime).unref();
+
+  try {
+    const created = await relay.admin('POST', '/v1/accounts', {
+      name: 'Bench',
+      username: 'bench',
+      password: 'bench password, never used',
+      allowedFrom: ['*'],
+      allowedIps: ['127.0.0.1/32'],
+    });
+    if (created.status !== 201) throw new Error(`POST /v1/accounts: ${created.status}`);
+    writeReady(
+      JSON.stringify({
+        pid: process.pid,
+        smtpPort: relay.smtpPort,
+        adminUrl: relay.adminUrl,
+        databaseUrl: relay.db.url,
+      }),
+    );
+  } catch (error) {
+    process.stderr.write(`bench relay: ${String(error)}\n`);
+    shutdown('setup failed', true);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `bench relay failed to start: ${error instanceof Error ? error.stack : String(error)}\n`,
+  );
+  process.exit(1);
+});

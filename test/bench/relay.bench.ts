@@ -1,0 +1,631 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel } from 'kafkajs';
+import { silentLogger } from '@relay/config';
+import { KafkaEventLog, PostgresEventLog, type EventLog } from '@relay/event-log';
+import { ensureKafkaBroker, prepareTemplateDatabase, TEST_KAFKA_BROKERS } from '@relay/testing';
+import { kafkaEnv } from '../support/test-relay.js';
+import { percentile } from './ingress-smtp-load.js';
+import { hasSmtpSource, runBurst, runPaced, type BurstResult, type PacedResult } from './relay-load.js';
+import { CountingSink } from './relay-sink.js';
+
+/**
+ * `npm run bench` (issue 4, point 9): the whole relay, end to end. For each event-log adapter,
+ * Postgres then Kafka, it starts the relay with every role in a child process (relay-process.ts)
+ * whose smart host is a counting sink in this process (relay-sink.ts), and measures:
+ *
+ *  (a) throughput: BENCH_N [10 000] messages of 5 KB over 20 sessions, one message per connection,
+ *      sent by Postfix's smtp-source exactly as ../shared/bench/peers.sh sends them; delivered
+ *      messages/s = N / (first connection -> the sink has counted N), capped at BENCH_TIMEOUT_S [120];
+ *  (b) latency: BENCH_RATE [200] messages/s, each on a connection of its own, for BENCH_LATENCY_S
+ *      [20] s (0 skips it): accept-to-delivered from the client's 250 to the message's arrival at
+ *      the sink (what the JSON line reports), and the relay's own Delivered.latencyMs read back from
+ *      the event log;
+ *  (c) the relay process's peak RSS over both (VmHWM).
+ *
+ * Prints a table and then one JSON line per adapter, the Kafka adapter's last, to stdout; progress
+ * to stderr. BENCH_ADAPTERS [postgres,kafka] picks adapters; BENCH_CPU_PROF=1 runs the relay
+ * under `node --cpu-prof` and keeps the profiles; BENCH_KEEP=1 keeps the relay's logs.
+ */
+
+type Adapter = 'postgres' | 'kafka';
+
+const SESSIONS = 20;
+/** smtp-source's -l: payload octets; it adds about 140 octets of headers. */
+const PAYLOAD_OCTETS = 5120;
+const N = envNumber('BENCH_N', 10_000);
+const BURST_TIMEOUT_MS = envNumber('BENCH_TIMEOUT_S', 120) * 1000;
+const RATE = envNumber('BENCH_RATE', 200);
+const LATENCY_MS = envNumber('BENCH_LATENCY_S', 20, true) * 1000;
+/** Connections of the paced load open at once at most (SMTP_MAX_CONNECTIONS_PER_IP is 50). */
+const PACED_MAX_IN_FLIGHT = 40;
+/** After a load, how long the bench waits at most for the rest of the messages to reach the sink. */
+const DRAIN_MS = 60_000;
+/** The wait ends early when the sink has seen nothing new for this long after the load ended. */
+const STALL_MS = 15_000;
+/** Pause after the burst, so the relay's write-behind (outcomes, outbox) is done before (b). */
+const SETTLE_MS = 2_000;
+const READY_TIMEOUT_MS = 180_000;
+const STOP_TIMEOUT_MS = 60_000;
+/** Everything, both adapters included, or the bench kills its relay and gives up. */
+const WATCHDOG_MS = 20 * 60_000;
+/** USER_HZ: the unit of utime and stime in /proc/<pid>/stat on every mainstream Linux ABI. */
+const CLOCK_TICKS_PER_SECOND = 100;
+const RELAY_ENTRY = fileURLToPath(new URL('./relay-process.js', import.meta.url));
+const AIM = { p99Ms: 250, shareOfPostfix: 0.5 };
+
+interface RelayChild {
+  readonly process: ChildProcess;
+  readonly pid: number;
+  readonly smtpPort: number;
+  readonly databaseUrl: string;
+}
+
+interface Distribution {
+  readonly count: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+interface ThroughputResult {
+  readonly generator: BurstResult['generator'];
+  readonly delivered: number;
+  readonly seconds: number;
+  readonly acceptSeconds: number;
+  readonly deliveredPerSecond: number;
+  readonly complete: boolean;
+  readonly problem?: string;
+  readonly relayCpuPercentOfOneCore: number;
+  /** The Postgres backends serving the relay's database (the event log too, on Postgres). */
+  readonly postgresCpuPercentOfOneCore: number;
+  readonly sinkCpuPercentOfOneCore: number;
+  readonly machineCpuBusyPercent: number;
+  readonly duplicates: number;
+}
+
+interface LatencyResult {
+  readonly attempted: number;
+  readonly accepted: number;
+  readonly arrived: number;
+  readonly late: number;
+  readonly seconds: number;
+  readonly failures: Readonly<Record<string, number>>;
+  /** Client's 250 -> arrival at the sink. */
+  readonly endToEnd: Distribution | undefined;
+  /** Delivered.latencyMs as the relay recorded it. */
+  readonly relayReported: Distribution | undefined;
+}
+
+interface AdapterResult {
+  readonly adapter: Adapter;
+  /** partial: every figure is there, but some messages of (b) were refused or not delivered. */
+  readonly status: 'ok' | 'partial' | 'failed';
+  readonly error?: string;
+  readonly throughput?: ThroughputResult;
+  readonly latency?: LatencyResult;
+  readonly peakRssMb?: number;
+  readonly rssAfterStartMb?: number;
+}
+
+function envNumber(name: string, fallback: number, zeroAllowed = false): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed)) {
+    throw new Error(`${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number`);
+  }
+  return value;
+}
+
+const progress = (line: string): void => {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+};
+const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
+const kbToMb = (kb: number): number => round(kb / 1024);
+const loadAverage = async (): Promise<string> =>
+  (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
+
+function distribution(values: readonly number[]): Distribution | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = Float64Array.from(values);
+  return {
+    count: values.length,
+    p50: round(percentile(sorted, 50)),
+    p99: round(percentile(sorted, 99)),
+    max: round(percentile(sorted, 100)),
+  };
+}
+
+/** VmRSS and VmHWM (peak since start) of a process, in kB. */
+async function memoryOf(pid: number): Promise<{ rssKb: number; hwmKb: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+  return { rssKb: field('VmRSS'), hwmKb: field('VmHWM') };
+}
+
+/** User plus system CPU seconds a process (all its threads) has used. */
+async function cpuSecondsOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which may hold spaces, start at field 3 (state).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Busy and total jiffies of the whole machine, from /proc/stat. */
+async function machineCpu(): Promise<{ busy: number; total: number }> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.split(/\s+/).slice(1).map(Number);
+  const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
+  return { busy, total: busy + (idle ?? 0) + (iowait ?? 0) };
+}
+
+/** CPU seconds of each Postgres backend connected to `database` (its title names the database). */
+async function backendCpuOf(database: string): Promise<Map<number, number>> {
+  const cpu = new Map<number, number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const title = await readFile(`/proc/${entry}/cmdline`, 'utf8');
+      if (title.startsWith('postgres: ') && title.includes(` ${database} `)) {
+        cpu.set(Number(entry), await cpuSecondsOf(Number(entry)));
+      }
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return cpu;
+}
+
+/**
+ * CPU, in % of one core, of the relay, of its Postgres backends, of this process (the sink, and the
+ * paced load) and of the whole machine, from now until the returned function is called.
+ */
+async function cpuMeter(
+  pid: number,
+  database: string,
+): Promise<() => Promise<{ relay: number; postgres: number; own: number; machine: number }>> {
+  const [relay0, backends0, machine0, own0, t0] = [
+    await cpuSecondsOf(pid),
+    await backendCpuOf(database),
+    await machineCpu(),
+    process.cpuUsage(),
+    performance.now(),
+  ];
+  return async () => {
+    const [relay1, backends1, machine1, own] = [
+      await cpuSecondsOf(pid),
+      await backendCpuOf(database),
+      await machineCpu(),
+      process.cpuUsage(own0),
+    ];
+    const seconds = (performance.now() - t0) / 1000;
+    let postgres = 0;
+    for (const [backend, cpu] of backends1) postgres += cpu - (backends0.get(backend) ?? 0);
+    return {
+      relay: round((100 * (relay1 - relay0)) / seconds),
+      postgres: round((100 * postgres) / seconds),
+      own: round((own.user + own.system) / 1e4 / seconds),
+      machine: round((100 * (machine1.busy - machine0.busy)) / Math.max(1, machine1.total - machine0.total)),
+    };
+  };
+}
+
+async function startRelayChild(
+  adapter: Adapter,
+  config: Record<string, string>,
+  logPath: string,
+  profileDir: string | undefined,
+): Promise<RelayChild> {
+  const logFd = openSync(logPath, 'a');
+  const nodeArgs = profileDir
+    ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=relay-${adapter}.cpuprofile`]
+    : [];
+  // stdin stays an open pipe: the relay stops by itself when this process goes away. Its logs go
+  // to a file; its ready line comes on fd 3.
+  const child = spawn(process.execPath, [...nodeArgs, RELAY_ENTRY, JSON.stringify(config)], {
+    stdio: ['pipe', logFd, logFd, 'pipe'],
+    env: { ...process.env, RELAY_TEST_LOGS: '1', BENCH_READY_FD: '3' },
+  });
+  closeSync(logFd);
+  const readyPipe = child.stdio[3] as Readable | null | undefined;
+  if (child.pid === undefined || !readyPipe) throw new Error('could not spawn the relay process');
+  const pid = child.pid;
+  const lines = createInterface({ input: readyPipe });
+  const timer = setTimeout(() => child.kill('SIGKILL'), READY_TIMEOUT_MS);
+  let ready: { smtpPort: number; databaseUrl: string } | undefined;
+  try {
+    for await (const line of lines) {
+      ready = readyLine(line);
+      if (ready) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    lines.close();
+    readyPipe.resume();
+  }
+  if (ready) return { process: child, pid, ...ready };
+  await stopRelayChild({ process: child, pid, smtpPort: 0, databaseUrl: '' });
+  throw new Error(`the relay process exited before it was ready (exit ${child.exitCode}; see ${logPath})`);
+}
+
+function readyLine(line: string): { smtpPort: number; databaseUrl: string } | undefined {
+  try {
+    const ready = JSON.parse(line) as { smtpPort?: unknown; databaseUrl?: unknown } | null;
+    return typeof ready?.smtpPort === 'number' && typeof ready.databaseUrl === 'string'
+      ? { smtpPort: ready.smtpPort, databaseUrl: ready.databaseUrl }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** TERM, a bounded wait for a clean stop (it drops its database), then KILL; by PID only. */
+async function stopRelayChild(child: RelayChild): Promise<void> {
+  if (child.process.exitCode !== null || child.process.signalCode !== null) return;
+  const exited = once(child.process, 'exit');
+  child.process.kill('SIGTERM');
+  const clean = await Promise.race([exited.then(() => true), sleep(STOP_TIMEOUT_MS, false, { ref: false })]);
+  if (!clean) {
+    progress(`relay pid ${child.pid} ignored SIGTERM for ${STOP_TIMEOUT_MS / 1000} s, sending SIGKILL`);
+    child.process.kill('SIGKILL');
+    await exited;
+  }
+}
+
+/** (a): N messages from 20 sessions until the sink has counted them all. */
+async function measureThroughput(relay: RelayChild, sink: CountingSink): Promise<ThroughputResult> {
+  const base = sink.counted();
+  const meter = await cpuMeter(relay.pid, new URL(relay.databaseUrl).pathname.slice(1));
+  const startedAt = performance.now();
+  let finished = false;
+  const burst = runBurst({
+    port: relay.smtpPort,
+    count: N,
+    sessions: SESSIONS,
+    payloadOctets: PAYLOAD_OCTETS,
+    timeoutMs: BURST_TIMEOUT_MS,
+  }).finally(() => {
+    finished = true;
+  });
+  const complete = await sink.waitForCount(base + N, startedAt + BURST_TIMEOUT_MS, STALL_MS, () => finished);
+  const load = await burst;
+  const endedAt = complete ? (sink.arrivalTimes[base + N - 1] ?? performance.now()) : performance.now();
+  const cpu = await meter();
+  const delivered = Math.min(N, sink.counted() - base);
+  const seconds = (endedAt - startedAt) / 1000;
+  return {
+    generator: load.generator,
+    delivered,
+    seconds: round(seconds, 2),
+    acceptSeconds: round((load.finishedAt - load.startedAt) / 1000, 2),
+    deliveredPerSecond: round(delivered / seconds),
+    complete,
+    ...(load.problem ? { problem: load.problem } : {}),
+    relayCpuPercentOfOneCore: cpu.relay,
+    postgresCpuPercentOfOneCore: cpu.postgres,
+    sinkCpuPercentOfOneCore: cpu.own,
+    machineCpuBusyPercent: cpu.machine,
+    duplicates: sink.duplicates,
+  };
+}
+
+/** The Delivered events of `ids`, read back from the relay's event log; retried while some are missing. */
+async function relayLatencies(log: EventLog, from: Date, ids: ReadonlySet<string>): Promise<number[]> {
+  let latencies: number[] = [];
+  for (let attempt = 0; attempt < 4; attempt++) {
+    latencies = [];
+    const range = { from, to: new Date(Date.now() + 60_000), types: ['Delivered' as const] };
+    for await (const { event } of log.readRange(range)) {
+      if (event.type === 'Delivered' && event.messageId && ids.has(event.messageId)) {
+        latencies.push(event.data.latencyMs);
+      }
+    }
+    if (latencies.length >= ids.size) break;
+    // The outcome and its event are written after the remote 250, the event reaches the log after.
+    await sleep(2_000);
+  }
+  return latencies;
+}
+
+/** (b): a steady rate; accept-to-delivered from outside and as the relay saw it. */
+async function measureLatency(
+  relay: RelayChild,
+  sink: CountingSink,
+  openLog: () => Promise<EventLog>,
+): Promise<LatencyResult> {
+  const from = new Date(Date.now() - 1_000);
+  const paced: PacedResult = await runPaced({
+    port: relay.smtpPort,
+    rate: RATE,
+    durationMs: LATENCY_MS,
+    messageOctets: PAYLOAD_OCTETS,
+    maxInFlight: PACED_MAX_IN_FLIGHT,
+  });
+  const ids = new Set(paced.acceptedAt.keys());
+  const arrivedCount = (): number => [...ids].filter((id) => sink.arrivals.has(id)).length;
+  const deadline = performance.now() + DRAIN_MS;
+  let arrived = arrivedCount();
+  let lastProgress = performance.now();
+  while (arrived < ids.size && performance.now() < deadline && performance.now() - lastProgress < STALL_MS) {
+    await sleep(100);
+    const now = arrivedCount();
+    if (now !== arrived) lastProgress = performance.now();
+    arrived = now;
+  }
+  const endToEnd: number[] = [];
+  for (const [id, acceptedAt] of paced.acceptedAt) {
+    const arrivedAt = sink.arrivals.get(id);
+    if (arrivedAt !== undefined) endToEnd.push(arrivedAt - acceptedAt);
+  }
+  let relayReported: number[] = [];
+  const log = await openLog();
+  try {
+    relayReported = await relayLatencies(log, from, ids);
+  } catch (error) {
+    progress(`could not read Delivered events back: ${String(error)}`);
+  } finally {
+    await log.close();
+  }
+  return {
+    attempted: paced.attempted,
+    accepted: ids.size,
+    arrived: endToEnd.length,
+    late: paced.late,
+    seconds: round(paced.elapsedMs / 1000, 2),
+    failures: paced.failures,
+    endToEnd: distribution(endToEnd),
+    relayReported: distribution(relayReported),
+  };
+}
+
+async function benchAdapter(
+  adapter: Adapter,
+  config: Record<string, string>,
+  scratch: string,
+  profileDir: string | undefined,
+  track: (child: RelayChild | undefined) => void,
+): Promise<AdapterResult> {
+  const sink = new CountingSink();
+  const sinkPort = await sink.start();
+  const logPath = join(scratch, `relay-${adapter}.log`);
+  progress(`${adapter}: starting the relay, every role, smart host: sink on 127.0.0.1:${sinkPort}`);
+  let relay: RelayChild | undefined;
+  try {
+    relay = await startRelayChild(
+      adapter,
+      { ...config, DELIVERY_SMART_HOST: `127.0.0.1:${sinkPort}` },
+      logPath,
+      profileDir,
+    );
+    track(relay);
+    const rssAfterStartMb = kbToMb((await memoryOf(relay.pid)).rssKb);
+    progress(`${adapter}: (a) ${N} messages x ${PAYLOAD_OCTETS} octets over ${SESSIONS} sessions`);
+    const throughput = await measureThroughput(relay, sink);
+    progress(
+      `${adapter}: (a) ${throughput.delivered} delivered in ${throughput.seconds} s -> ` +
+        `${throughput.deliveredPerSecond} msg/s (${throughput.generator} done after ${throughput.acceptSeconds} s); ` +
+        `CPU % of one core: relay ${throughput.relayCpuPercentOfOneCore}, its Postgres backends ` +
+        `${throughput.postgresCpuPercentOfOneCore}, sink ${throughput.sinkCpuPercentOfOneCore}; ` +
+        `machine ${throughput.machineCpuBusyPercent}% busy`,
+    );
+    let latency: LatencyResult | undefined;
+    if (LATENCY_MS > 0) {
+      if (!throughput.complete) {
+        // (b) measures a steady rate, not the backlog of (a).
+        progress(`${adapter}: waiting up to ${DRAIN_MS / 1000} s for the rest of (a)`);
+        await sink.waitForCount(N, performance.now() + DRAIN_MS, STALL_MS, () => true);
+      }
+      await sleep(SETTLE_MS);
+      progress(`${adapter}: (b) ${RATE} messages/s for ${LATENCY_MS / 1000} s`);
+      const databaseUrl = relay.databaseUrl;
+      const openLog = (): Promise<EventLog> =>
+        adapter === 'kafka'
+          ? KafkaEventLog.connect({
+              brokers: TEST_KAFKA_BROKERS,
+              topic: config.KAFKA_TOPIC,
+              groupIdPrefix: config.KAFKA_GROUP_PREFIX,
+              logger: silentLogger,
+            })
+          : PostgresEventLog.connect({ url: databaseUrl, logger: silentLogger });
+      latency = await measureLatency(relay, sink, openLog);
+      progress(
+        `${adapter}: (b) ${latency.arrived} of ${latency.attempted} delivered; ` +
+          `client 250 -> sink ${JSON.stringify(latency.endToEnd)}, relay's latencyMs ${JSON.stringify(latency.relayReported)}`,
+      );
+    }
+    const peakRssMb = kbToMb((await memoryOf(relay.pid)).hwmKb);
+    const failures = [
+      throughput.complete ? undefined : `the sink counted ${throughput.delivered} of ${N}`,
+      throughput.problem,
+      latency && latency.arrived === 0 ? '(b): nothing delivered' : undefined,
+    ].filter((p): p is string => p !== undefined);
+    const shortfall =
+      latency && latency.arrived < latency.attempted
+        ? `(b): ${latency.arrived} of ${latency.attempted} delivered ${JSON.stringify(latency.failures)}`
+        : undefined;
+    const problems = [...failures, ...(shortfall ? [shortfall] : [])];
+    return {
+      adapter,
+      status: failures.length > 0 ? 'failed' : shortfall ? 'partial' : 'ok',
+      ...(problems.length > 0 ? { error: problems.join('; ') } : {}),
+      throughput,
+      ...(latency ? { latency } : {}),
+      peakRssMb,
+      rssAfterStartMb,
+    };
+  } finally {
+    if (relay) {
+      progress(`${adapter}: stopping the relay (pid ${relay.pid})`);
+      await stopRelayChild(relay);
+      track(undefined);
+    }
+    await sink.stop();
+  }
+}
+
+/** Deletes the bench's topic and every consumer group under its prefix. */
+async function deleteKafkaNamespace(topic: string, groupPrefix: string): Promise<void> {
+  const admin = new Kafka({
+    brokers: TEST_KAFKA_BROKERS,
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 3_000,
+  }).admin();
+  await admin.connect();
+  try {
+    const { groups } = await admin.listGroups();
+    const ours = groups.map((g) => g.groupId).filter((id) => id.startsWith(groupPrefix));
+    if (ours.length > 0) await admin.deleteGroups(ours);
+    await admin.deleteTopics({ topics: [topic], timeout: 10_000 });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+function table(results: readonly AdapterResult[]): string {
+  const dist = (d: Distribution | undefined): string => (d ? `${d.p50} / ${d.p99} / ${d.max}` : '-');
+  const rows = [
+    [
+      'adapter',
+      'delivered msg/s',
+      'seconds',
+      'accept-to-delivered p50 / p99 / max ms',
+      "relay's latencyMs p50 / p99 / max",
+      '(b) delivered / sent',
+      'peak RSS MB',
+      'relay CPU %',
+      'its PG CPU %',
+      'machine CPU %',
+      'status',
+    ],
+    ...results.map((r) => [
+      r.adapter,
+      String(r.throughput?.deliveredPerSecond ?? '-'),
+      String(r.throughput?.seconds ?? '-'),
+      dist(r.latency?.endToEnd),
+      dist(r.latency?.relayReported),
+      r.latency ? `${r.latency.arrived} / ${r.latency.attempted}` : '-',
+      String(r.peakRssMb ?? '-'),
+      String(r.throughput?.relayCpuPercentOfOneCore ?? '-'),
+      String(r.throughput?.postgresCpuPercentOfOneCore ?? '-'),
+      String(r.throughput?.machineCpuBusyPercent ?? '-'),
+      r.status,
+    ]),
+  ];
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length))) ?? [];
+  const line = (row: readonly string[]): string =>
+    `| ${row.map((cell, i) => (i === 0 || i === row.length - 1 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 || i === widths.length - 1 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  const [header, ...body] = rows;
+  return [line(header ?? []), rule, ...body.map(line)].join('\n');
+}
+
+/** The line scripts read: exactly these keys, null where a figure is missing. */
+function jsonLine(r: AdapterResult): string {
+  return JSON.stringify({
+    adapter: r.adapter,
+    delivered_per_s: r.throughput?.deliveredPerSecond ?? null,
+    p50_ms: r.latency?.endToEnd?.p50 ?? null,
+    p99_ms: r.latency?.endToEnd?.p99 ?? null,
+    max_ms: r.latency?.endToEnd?.max ?? null,
+    peak_rss_mb: r.peakRssMb ?? null,
+  });
+}
+
+async function main(): Promise<number> {
+  const scratch = await mkdtemp(join(tmpdir(), 'relay-bench-'));
+  const profileDir = process.env.BENCH_CPU_PROF ? join(scratch, 'profiles') : undefined;
+  const adapters = (process.env.BENCH_ADAPTERS ?? 'postgres,kafka')
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a): a is Adapter => a === 'postgres' || a === 'kafka');
+  let current: RelayChild | undefined;
+  const watchdog = setTimeout(() => {
+    progress(`gave up after ${WATCHDOG_MS / 60_000} min`);
+    if (current) current.process.kill('SIGKILL');
+    process.exit(2);
+  }, WATCHDOG_MS);
+  watchdog.unref();
+
+  const loadBefore = await loadAverage();
+  progress(
+    `generator: ${(await hasSmtpSource()) ? 'smtp-source' : 'node (no /usr/sbin/smtp-source)'}; ` +
+      `preparing the template database${adapters.includes('kafka') ? ' and the Kafka broker' : ''}`,
+  );
+  const [template, kafka] = await Promise.allSettled([
+    prepareTemplateDatabase(),
+    adapters.includes('kafka') ? ensureKafkaBroker() : Promise.reject(new Error('not asked for')),
+  ]);
+  if (template.status === 'rejected') {
+    if (kafka.status === 'fulfilled') await kafka.value();
+    throw template.reason;
+  }
+  // A topic and consumer groups of the bench's own (the relay's default partition count).
+  const { KAFKA_PARTITIONS: _partitions, ...kafkaConfig } = kafkaEnv(TEST_KAFKA_BROKERS);
+  const results: AdapterResult[] = [];
+  try {
+    for (const adapter of adapters) {
+      if (adapter === 'kafka' && kafka.status === 'rejected') {
+        results.push({ adapter, status: 'failed', error: `no Kafka broker: ${String(kafka.reason)}` });
+        continue;
+      }
+      const config = adapter === 'kafka' ? kafkaConfig : {};
+      try {
+        results.push(await benchAdapter(adapter, config, scratch, profileDir, (child) => (current = child)));
+      } catch (error) {
+        results.push({ adapter, status: 'failed', error: String(error) });
+      }
+      const last = results[results.length - 1];
+      progress(`${adapter}: ${last?.status ?? '-'}${last?.error ? ` (${last.error})` : ''}`);
+    }
+  } finally {
+    if (kafka.status === 'fulfilled') {
+      const { KAFKA_TOPIC: topic = '', KAFKA_GROUP_PREFIX: prefix = '' } = kafkaConfig;
+      await deleteKafkaNamespace(topic, prefix).catch((error: unknown) =>
+        progress(`could not delete topic ${topic} and groups ${prefix}*: ${String(error)}`),
+      );
+      await kafka.value();
+    }
+    await template.value();
+  }
+  const loadAfter = await loadAverage();
+
+  await writeFile(join(scratch, 'results.json'), JSON.stringify(results, null, 2));
+  process.stdout.write(
+    `\nrelay end to end: N=${N} x ${PAYLOAD_OCTETS} B payload, ${SESSIONS} sessions, one message per connection; ` +
+      `latency at ${RATE} msg/s for ${LATENCY_MS / 1000} s; loadavg before/after: ${loadBefore} / ${loadAfter}\n\n`,
+  );
+  process.stdout.write(`${table(results)}\n`);
+  process.stdout.write(
+    '(delivered msg/s: N / (first connection -> sink counted N); accept-to-delivered: client 250 -> ' +
+      "arrival at the sink; relay's latencyMs: Delivered events; peak RSS: VmHWM of the relay process; " +
+      `CPU: during (a), % of one core (its PG: the Postgres backends of the relay's database); aim: p99 < ${AIM.p99Ms} ms, msg/s >= ${AIM.shareOfPostfix} x Postfix's in peers.sh)\n\n`,
+  );
+  for (const result of results) process.stdout.write(`${jsonLine(result)}\n`);
+  const failed = results.some((r) => r.status === 'failed');
+  if (profileDir) progress(`CPU profiles of the relay: ${profileDir}`);
+  if (results.some((r) => r.status !== 'ok') || process.env.BENCH_KEEP || profileDir)
+    progress(`relay logs and results.json kept in ${scratch}`);
+  else await rm(scratch, { recursive: true, force: true });
+  clearTimeout(watchdog);
+  return failed ? 1 : 0;
+}
+
+// An explicit exit: async-exit-hook (imported through @relay/persistence) exits with 0 on
+// 'beforeExit', whatever process.exitCode says. Everything started is stopped by then.
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    progress(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(1);
+  },
+);
