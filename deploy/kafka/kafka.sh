@@ -62,6 +62,7 @@ fetch_libs() {
   fi
   command -v mvn >/dev/null || die "mvn not found: Maven 3.8+ fetches the broker jars"
   log "fetching broker jars with Maven"
+  mkdir -p "$LOG_DIR"
   rm -rf "$LIBS"
   if ! mvn -B -f "$HERE/pom.xml" dependency:copy-dependencies >"$LOG_DIR/maven.log" 2>&1; then
     tail -n 30 "$LOG_DIR/maven.log" >&2

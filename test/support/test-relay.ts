@@ -31,10 +31,16 @@ export interface TestRelay {
  * The whole relay as `npm start` runs it, in this process, on a database and data directory of
  * its own, listening on 127.0.0.1 ports chosen by the OS.
  */
-export async function startTestRelay(env: Record<string, string> = {}): Promise<TestRelay> {
-  const db = await createTestDatabase('relay');
-  const dataDir = await mkdtemp(join(tmpdir(), 'relay-test-'));
+export async function startTestRelay(
+  env: Record<string, string> = {},
+  options: { readonly shareWith?: TestRelay } = {},
+): Promise<TestRelay> {
+  // A second relay process of the same installation: same database, data directory and log.
+  const shared = options.shareWith;
+  const db = shared ? shared.db : await createTestDatabase('relay');
+  const dataDir = shared ? shared.dataDir : await mkdtemp(join(tmpdir(), 'relay-test-'));
   const config = loadConfig({
+    ...(shared ? sharedEnv(shared.config) : {}),
     DATABASE_URL: db.url,
     RELAY_DATA_DIR: dataDir,
     SMTP_PORTS: '0',
@@ -89,11 +95,23 @@ export async function startTestRelay(env: Record<string, string> = {}): Promise<
     },
     async stop() {
       await relay.stop();
+      if (shared) return;
       await db.drop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
   return handle;
+}
+
+/** The settings a second relay needs to join the first one's event log. */
+function sharedEnv(config: RelayConfig): Record<string, string> {
+  return config.kafkaBrokers
+    ? {
+        KAFKA_BROKERS: config.kafkaBrokers.join(','),
+        KAFKA_TOPIC: config.kafkaTopic,
+        KAFKA_GROUP_PREFIX: config.kafkaGroupPrefix,
+      }
+    : {};
 }
 
 /** A reader of the test relay's event log (Postgres, or Kafka when the relay runs on it). */

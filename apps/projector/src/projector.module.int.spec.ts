@@ -98,6 +98,8 @@ describe('ProjectorModule', () => {
     expect(context.get(ProjectorService).groups()).toEqual([
       'projection-delivery-report',
       'projection-suppressions',
+      'projection-quota',
+      'projection-resend-progress',
     ]);
 
     await until(async () => (await reports.get('before-start')) !== undefined, 'the earlier message');

@@ -9,6 +9,7 @@ import { Suppressions1764380700000 } from './1764380700000-suppressions.js';
 import { DeliveryReturnPath1764380800000 } from './1764380800000-delivery-return-path.js';
 import { Notifications1764380900000 } from './1764380900000-notifications.js';
 import { PolicyUsage1764381000000 } from './1764381000000-policy-usage.js';
+import { QuotaUsage1764381100000 } from './1764381100000-quota-usage.js';
 
 /** Every migration, oldest first. ESM has no directory globbing in TypeORM, so each is listed. */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   DeliveryReturnPath1764380800000,
   Notifications1764380900000,
   PolicyUsage1764381000000,
+  QuotaUsage1764381100000,
 ];
