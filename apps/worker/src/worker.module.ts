@@ -9,6 +9,8 @@ import { NotificationMailer } from './notifier/notification-mailer.js';
 import { NotificationsRepository } from './notifier/notifications.repository.js';
 import { NotifySenderReactor } from './notifier/notify-sender.reactor.js';
 import { PolicyStageRunner } from './policy/policy-stage.runner.js';
+import { ResubmissionsRepository } from './resend/resubmissions.repository.js';
+import { ResubmitHeldMailWhenResendRequestedReactor } from './resend/resubmit-held-mail-when-resend-requested.reactor.js';
 import { SUPPRESSION_LOOKUP } from './policy/suppression-lookup.port.js';
 import { ListAddressWhenBouncedOrUnsubscribedReactor } from './suppression/list-address-when-bounced-or-unsubscribed.reactor.js';
 
@@ -30,6 +32,8 @@ import { ListAddressWhenBouncedOrUnsubscribedReactor } from './suppression/list-
     NotificationsRepository,
     NotificationMailer,
     NotifySenderReactor,
+    ResubmissionsRepository,
+    ResubmitHeldMailWhenResendRequestedReactor,
     { provide: DELIVERY_LOOKUP, useExisting: DeliveryQueueRepository },
     BounceIntakeService,
   ],

@@ -10,6 +10,7 @@ import { DeliveryReturnPath1764380800000 } from './1764380800000-delivery-return
 import { Notifications1764380900000 } from './1764380900000-notifications.js';
 import { PolicyUsage1764381000000 } from './1764381000000-policy-usage.js';
 import { QuotaUsage1764381100000 } from './1764381100000-quota-usage.js';
+import { Resends1764381200000 } from './1764381200000-resends.js';
 
 /** Every migration, oldest first. ESM has no directory globbing in TypeORM, so each is listed. */
 export const MIGRATIONS = [
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   Notifications1764380900000,
   PolicyUsage1764381000000,
   QuotaUsage1764381100000,
+  Resends1764381200000,
 ];
