@@ -50,6 +50,8 @@ const DEFAULT_TOPIC = 'relay.events';
 const DEFAULT_PARTITIONS = 6;
 const SEVEN_DAYS_MS = 7 * 24 * 60 * 60 * 1000;
 const DEFAULT_MAX_BATCH_SIZE = 500;
+/** A subscription commits its offsets at most this often, and when it stops. */
+const COMMIT_INTERVAL_MS = 200;
 /**
  * With the broker gone, kafkajs's nested retries (connect inside send) take a minute or more to
  * give up. An SMTP session waiting for its 250 should rather hear 451 and come back later.
@@ -419,6 +421,12 @@ class KafkaSubscription implements Subscription {
   private readonly maxBatchSize: number;
   private readonly failures = new Map<number, number>();
   private readonly resumeTimers = new Set<NodeJS.Timeout>();
+  /** Next offset per partition, handled but not committed yet. */
+  private readonly handled = new Map<number, string>();
+  private lastCommit = Date.now();
+  private commitTimer: NodeJS.Timeout | undefined;
+  /** Set first thing in stop(): a chunk finishing after that commits at once. */
+  private closing = false;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -455,9 +463,12 @@ class KafkaSubscription implements Subscription {
   }
 
   stop(): Promise<void> {
+    this.closing = true;
     this.stopping ??= (async () => {
       for (const timer of this.resumeTimers) clearTimeout(timer);
       this.resumeTimers.clear();
+      clearTimeout(this.commitTimer);
+      await this.commitHandled();
       // kafkajs stops fetching, waits for the batch in hand (eachBatch ends after the chunk it is
       // handling commits, see isRunning there), leaves the group and closes its connections.
       await this.consumer.disconnect().catch((error: unknown) => {
@@ -497,15 +508,40 @@ class KafkaSubscription implements Subscription {
       }
       this.failures.delete(partition);
       payload.resolveOffset(lastOffset);
-      // At least once: the position is committed only after `handle` resolved. A commit that
-      // fails (the group is rebalancing) throws, kafkajs rejoins, and the chunk comes again.
-      await payload.commitOffsetsIfNecessary({
-        topics: [
-          { topic: this.topic, partitions: [{ partition, offset: (BigInt(lastOffset) + 1n).toString() }] },
-        ],
-      });
+      // At least once: a position is committed only after `handle` resolved, and at most every
+      // COMMIT_INTERVAL_MS (one commit per chunk per group was a large share of the work); what
+      // a crash or rebalance leaves uncommitted comes again.
+      this.handled.set(partition, (BigInt(lastOffset) + 1n).toString());
+      if (this.closing || Date.now() - this.lastCommit >= COMMIT_INTERVAL_MS) {
+        // Through the batch's own commit: a consumer already leaving the group (stop) refuses
+        // commitOffsets, but still takes the batch's commit before it goes.
+        await this.commitHandled((offsets) => payload.commitOffsetsIfNecessary(offsets));
+      } else this.commitTimer ??= setTimeout(() => void this.commitHandled(), COMMIT_INTERVAL_MS);
       await payload.heartbeat();
     }
+  }
+
+  private async commitHandled(
+    commit: (offsets: {
+      topics: { topic: string; partitions: { partition: number; offset: string }[] }[];
+    }) => Promise<void> = (offsets) =>
+      this.consumer.commitOffsets(
+        offsets.topics.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, ...p }))),
+      ),
+  ): Promise<void> {
+    clearTimeout(this.commitTimer);
+    this.commitTimer = undefined;
+    if (this.handled.size === 0) return;
+    const partitions = [...this.handled].map(([partition, offset]) => ({ partition, offset }));
+    this.handled.clear();
+    this.lastCommit = Date.now();
+    await commit({ topics: [{ topic: this.topic, partitions }] }).catch((error: unknown) => {
+      // A rebalance in progress: the new owner starts from the last commit (at least once).
+      this.logger.warn('offset commit failed; the events will come again', {
+        group: this.groupId,
+        error: describeError(error),
+      });
+    });
   }
 
   /**

@@ -20,6 +20,8 @@ export interface PostgresEventLogOptions {
   readonly pollIntervalMs?: number;
   /** A standby subscription retries the group's lock this often (default 2 000 ms). */
   readonly standbyRetryMs?: number;
+  /** A subscription commits its position at most this often, and when it stops (default 200 ms). */
+  readonly commitIntervalMs?: number;
   /** Page size of readRange (default 500). */
   readonly readPageSize?: number;
 }
@@ -312,6 +314,7 @@ export class PostgresEventLog implements EventLog {
       maxBatchSize,
       pollIntervalMs: this.options.pollIntervalMs ?? 1_000,
       standbyRetryMs: this.options.standbyRetryMs ?? 2_000,
+      commitIntervalMs: this.options.commitIntervalMs ?? 200,
       logger: this.logger,
       onStopped: (s) => this.subscriptions.delete(s),
     });
@@ -383,6 +386,7 @@ interface SubscriptionSettings {
   readonly maxBatchSize: number;
   readonly pollIntervalMs: number;
   readonly standbyRetryMs: number;
+  readonly commitIntervalMs: number;
   readonly logger: EventLogLogger;
   onStopped(subscription: PostgresSubscription): void;
 }
@@ -550,44 +554,65 @@ export class PostgresSubscription implements Subscription {
 
     let failures = 0;
     let heldBackDelay = HELD_BACK_REPOLL_MIN_MS;
-    while (!this.stopping) {
-      this.notified = false;
-      const result = await this.query<ReadRow>(connection, READ_SQL, [
-        cursor.txId,
-        cursor.position,
-        maxBatchSize,
-      ]);
-      const held = result[0]?.held === true;
-      const rows = result.filter((row): row is ReadRow & EventRow => row.tx_text !== null);
-      const last = rows.at(-1);
-      if (last) {
-        try {
-          await handle(rows.map(toLogged));
-        } catch (error) {
-          failures++;
-          const delay = Math.min(HANDLER_RETRY_MIN_MS * 2 ** (failures - 1), HANDLER_RETRY_MAX_MS);
-          this.logger.error(
-            `event-log: group=${group} handler failed on ${rows.length} events from ${offsetOf(cursorOf(rows[0]!))}, redelivering in ${delay} ms: ${messageOf(error)}`,
-          );
-          await this.pause(delay, false);
+    // Positions are committed at most every commitIntervalMs (and always before stopping): with
+    // many consumer groups each batch of a few events would otherwise cost every group an UPDATE.
+    // A crash then redelivers at most that interval's events, which at-least-once allows.
+    let handled: Cursor | undefined;
+    let lastCommit = Date.now();
+    const commitHandled = async (): Promise<void> => {
+      if (!handled) return;
+      await this.query(connection, COMMIT_POSITION_SQL, [group, handled.txId, handled.position]);
+      handled = undefined;
+      lastCommit = Date.now();
+    };
+    try {
+      while (!this.stopping) {
+        if (handled && Date.now() - lastCommit >= this.settings.commitIntervalMs) await commitHandled();
+        this.notified = false;
+        const result = await this.query<ReadRow>(connection, READ_SQL, [
+          cursor.txId,
+          cursor.position,
+          maxBatchSize,
+        ]);
+        const held = result[0]?.held === true;
+        const rows = result.filter((row): row is ReadRow & EventRow => row.tx_text !== null);
+        const last = rows.at(-1);
+        if (last) {
+          try {
+            await handle(rows.map(toLogged));
+          } catch (error) {
+            failures++;
+            const delay = Math.min(HANDLER_RETRY_MIN_MS * 2 ** (failures - 1), HANDLER_RETRY_MAX_MS);
+            this.logger.error(
+              `event-log: group=${group} handler failed on ${rows.length} events from ${offsetOf(cursorOf(rows[0]!))}, redelivering in ${delay} ms: ${messageOf(error)}`,
+            );
+            await this.pause(delay, false);
+            continue;
+          }
+          failures = 0;
+          heldBackDelay = HELD_BACK_REPOLL_MIN_MS;
+          cursor = cursorOf(last);
+          handled = cursor;
+          if (rows.length === maxBatchSize) continue;
+        }
+        if (held) {
+          // Committed events wait behind a running transaction, whose end sends no NOTIFY unless it appended.
+          await this.pause(heldBackDelay, true);
+          heldBackDelay = Math.min(heldBackDelay * 2, HELD_BACK_REPOLL_MAX_MS);
           continue;
         }
-        failures = 0;
         heldBackDelay = HELD_BACK_REPOLL_MIN_MS;
-        await this.query(connection, COMMIT_POSITION_SQL, [group, last.tx_text, last.position_text]);
-        cursor = cursorOf(last);
-        if (rows.length === maxBatchSize) continue;
+        if (this.notified) continue;
+        // Everything visible was read; whatever commits later sends a NOTIFY, and the poll covers
+        // one missed while reconnecting. A position still to commit bounds the nap.
+        const untilCommit = handled
+          ? Math.max(0, this.settings.commitIntervalMs - (Date.now() - lastCommit))
+          : Infinity;
+        await this.pause(Math.min(this.settings.pollIntervalMs, untilCommit), true);
       }
-      if (held) {
-        // Committed events wait behind a running transaction, whose end sends no NOTIFY unless it appended.
-        await this.pause(heldBackDelay, true);
-        heldBackDelay = Math.min(heldBackDelay * 2, HELD_BACK_REPOLL_MAX_MS);
-        continue;
-      }
-      heldBackDelay = HELD_BACK_REPOLL_MIN_MS;
-      // Everything visible was read; whatever commits later sends a NOTIFY, and the poll covers one
-      // missed while reconnecting.
-      if (!this.notified) await this.pause(this.settings.pollIntervalMs, true);
+    } finally {
+      // Stopping (or a lost connection): what was handled is committed if the connection still can.
+      if (!connection.lost) await commitHandled().catch(() => undefined);
     }
   }
 

@@ -180,8 +180,10 @@ describe('PostgresEventLog', () => {
     }
 
     await log.append([2, 3].map(testEvent));
-    await waitUntil(() => consumer.seen.length === 4, 'the events after the reconnect arrived');
-    expect(consumer.seen).toEqual([0, 1, 2, 3]);
+    await waitUntil(() => new Set(consumer.seen).size === 4, 'the events after the reconnect arrived');
+    // Positions are committed every commitIntervalMs: what was handled but not yet committed when
+    // the connection died comes again (at least once), and nothing is lost.
+    expect([...new Set(consumer.seen)]).toEqual([0, 1, 2, 3]);
     expect(subscription.isActive).toBe(true);
     expect(logger.lines.some((line) => line.includes('connection failed'))).toBe(true);
     await subscription.stop();
