@@ -194,10 +194,21 @@ describe('POST /v1/accounts', () => {
       monthlyByteLimit: null,
       overageAllowed: false,
       wrapWidth: 76,
-      tracking: { opens: true, clicks: false },
+      tracking: { opens: true, clicks: false, urlTextLinks: false },
+      listUnsubscribe: true,
       trackingDomain: null,
       bounceNotifications: false,
-      dkim: { domain: 'acme.example', selector: 'relay1' },
+      dkim: {
+        domain: 'acme.example',
+        selector: 'relay1',
+        ed25519: false,
+        dnsRecord: {
+          name: 'relay1._domainkey.acme.example',
+          type: 'TXT',
+          value: expect.stringMatching(/^v=DKIM1; k=rsa; p=/) as unknown,
+        },
+        dnsRecords: [expect.objectContaining({ name: 'relay1._domainkey.acme.example' }) as unknown],
+      },
     });
     expect(JSON.stringify(reply.body)).not.toMatch(/password|scrypt/i);
     expect(logLines.join('\n')).not.toContain('a long enough password');

@@ -1,10 +1,18 @@
 import { Module } from '@nestjs/common';
-import { AccountsRepository, SuppressionsRepository } from '@relay/persistence';
+import { DataSource } from 'typeorm';
+import { dkimKeySecret, RELAY_CONFIG, type RelayConfig } from '@relay/config';
+import {
+  AccountRenderSettingsRepository,
+  AccountsRepository,
+  SuppressionsRepository,
+} from '@relay/persistence';
 import { BounceIntakeService } from './bounce-intake/bounce-intake.service.js';
 import { DELIVERY_LOOKUP } from './bounce-intake/delivery-lookup.port.js';
 import { DeliverWhenQueuedReactor } from './delivery/deliver-when-queued.reactor.js';
 import { DeliveryDispatcher } from './delivery/delivery-dispatcher.js';
 import { DeliveryQueueRepository } from './delivery/delivery-queue.repository.js';
+import { MessageRenderer } from './delivery/message-renderer.js';
+import { RENDER_SETTINGS } from './delivery/render-settings.port.js';
 import { NotificationMailer } from './notifier/notification-mailer.js';
 import { NotificationsRepository } from './notifier/notifications.repository.js';
 import { NotifySenderReactor } from './notifier/notify-sender.reactor.js';
@@ -26,6 +34,13 @@ import { ListAddressWhenBouncedOrUnsubscribedReactor } from './suppression/list-
     PolicyStageRunner,
     ListAddressWhenBouncedOrUnsubscribedReactor,
     DeliveryQueueRepository,
+    {
+      provide: RENDER_SETTINGS,
+      inject: [DataSource, RELAY_CONFIG],
+      useFactory: (dataSource: DataSource, config: RelayConfig) =>
+        new AccountRenderSettingsRepository(dataSource, { dkimKeySecret: () => dkimKeySecret(config) }),
+    },
+    MessageRenderer,
     DeliveryDispatcher,
     DeliverWhenQueuedReactor,
     AccountsRepository,

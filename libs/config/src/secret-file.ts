@@ -82,3 +82,24 @@ export async function trackingKey(config: Pick<RelayConfig, 'dataDir' | 'trackin
   }
   return (await ensureSecret(config.dataDir, TRACKING_SECRET_FILE, config.trackingSecret)).value;
 }
+
+/** File under the data dir that keeps the generated DKIM key secret. */
+export const DKIM_KEY_SECRET_FILE = 'dkim-key-secret';
+
+/** A short secret would make the encrypted keys at rest guessable (scrypt slows guessing, it cannot stop it). */
+const MIN_DKIM_KEY_SECRET_LENGTH = 16;
+
+/**
+ * The secret that encrypts the accounts' DKIM private keys at rest: DKIM_KEY_SECRET, else
+ * `<dataDir>/dkim-key-secret` (generated at first use). The admin API that encrypts and the
+ * delivery stage that decrypts must both load it through here. Changing it makes the stored keys
+ * unreadable: they then have to be rotated (PATCH /v1/accounts/:id with dkim.rotate).
+ */
+export async function dkimKeySecret(config: Pick<RelayConfig, 'dataDir' | 'dkimKeySecret'>): Promise<string> {
+  if (config.dkimKeySecret !== undefined && config.dkimKeySecret.length < MIN_DKIM_KEY_SECRET_LENGTH) {
+    throw new ConfigError(
+      `Invalid DKIM_KEY_SECRET: expected at least ${MIN_DKIM_KEY_SECRET_LENGTH} characters, got ${config.dkimKeySecret.length}`,
+    );
+  }
+  return (await ensureSecret(config.dataDir, DKIM_KEY_SECRET_FILE, config.dkimKeySecret)).value;
+}

@@ -52,6 +52,7 @@ const oneLine = (reply: string): string => reply.replace(/\r?\n/g, ' ').trim();
  * One SMTP transaction for recipients of one domain: tries the route's hosts in order until one
  * accepts a connection (RFC 5321 5.1: a host that cannot be reached is skipped); once a host has
  * answered, its answers are final for this attempt, so a message is never sent to two hosts.
+ * Rejects only when the body cannot be opened.
  */
 export async function sendTransaction(
   pool: OutboundPool,
@@ -69,8 +70,17 @@ export async function sendTransaction(
       lastHost = host;
       continue;
     }
+    let body: Readable;
     try {
-      const info = await send(pooled.connection, request);
+      body = await request.openBody();
+    } catch (error) {
+      // The body could not be read (e.g. gone from the spool): not the host's doing, and no
+      // other host would do better. The connection was not used; the caller decides.
+      pooled.release(true);
+      throw error;
+    }
+    try {
+      const info = await send(pooled.connection, request, body);
       pooled.release(true);
       const rejected = new Map((info.rejectedErrors ?? []).map((e) => [e.recipient ?? '', e]));
       return request.recipients.map((recipient) => {
@@ -95,27 +105,25 @@ export async function sendTransaction(
 function send(
   connection: SMTPConnection,
   request: TransactionRequest,
+  body: Readable,
 ): Promise<SMTPConnection.SentMessageInfo> {
-  return request.openBody().then(
-    (body) =>
-      new Promise((resolve, reject) => {
-        body.once('error', reject);
-        connection.send(
-          {
-            from: request.mailFrom,
-            to: [...request.recipients],
-            size: request.size,
-            use8BitMime: request.eightBitMime,
-          },
-          body,
-          (error, info) => {
-            body.destroy();
-            if (error || !info) reject(error ?? new Error('no result'));
-            else resolve(info);
-          },
-        );
-      }),
-  );
+  return new Promise((resolve, reject) => {
+    body.once('error', reject);
+    connection.send(
+      {
+        from: request.mailFrom,
+        to: [...request.recipients],
+        size: request.size,
+        use8BitMime: request.eightBitMime,
+      },
+      body,
+      (error, info) => {
+        body.destroy();
+        if (error || !info) reject(error ?? new Error('no result'));
+        else resolve(info);
+      },
+    );
+  });
 }
 
 function rejection(recipient: string, error: SmtpError, host: string): RecipientResult {

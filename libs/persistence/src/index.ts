@@ -19,3 +19,4 @@ export * from './projection/quota/quota-usage.repository.js';
 export * from './projection/resend-progress/held-mail.js';
 export * from './projection/resend-progress/resend-progress.projector.js';
 export * from './projection/resend-progress/resends.repository.js';
+export * from './accounts/account-render-settings.repository.js';

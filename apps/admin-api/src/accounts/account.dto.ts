@@ -16,6 +16,7 @@ import {
   Length,
   Matches,
   Max,
+  MaxLength,
   Min,
   ValidateBy,
   ValidateIf,
@@ -168,9 +169,9 @@ const LimitField = (name: keyof typeof LIMITS): PropertyDecorator =>
     Max(LIMITS[name].max),
   );
 
-const FlagField = (name: string, description: string): PropertyDecorator =>
+const FlagField = (name: string, description: string, defaultValue = false): PropertyDecorator =>
   applyDecorators(
-    ApiPropertyOptional({ description, type: Boolean, default: false }),
+    ApiPropertyOptional({ description, type: Boolean, default: defaultValue }),
     presence(name, 'optional'),
     IsBoolean(),
   );
@@ -189,12 +190,23 @@ const WrapWidthField = (): PropertyDecorator =>
     Max(998),
   );
 
+/**
+ * A host name as DNS and URLs carry it: ASCII labels (an IDN in its xn-- form), a TLD, at most
+ * 253 characters (RFC 1035 2.3.4), no trailing dot, no port.
+ */
+const hostname = (name: string): PropertyDecorator =>
+  applyDecorators(
+    IsString(),
+    MaxLength(253, { message: `${name} must be at most 253 characters long` }),
+    IsFQDN({ require_tld: true }, { message: `${name} must be a domain name` }),
+    Matches(/^[a-z0-9.-]+$/i, { message: `${name} must be a domain name in ASCII (an IDN as xn--...)` }),
+  );
+
 const HostnameField = (name: string, description: string): PropertyDecorator =>
   applyDecorators(
     ApiPropertyOptional({ description, type: String, nullable: true, example: 'links.acme.example' }),
     presence(name, 'nullable'),
-    IsString(),
-    IsFQDN({ require_tld: true }, { message: `${name} must be a domain name` }),
+    hostname(name),
   );
 
 export class TrackingDto {
@@ -203,14 +215,19 @@ export class TrackingDto {
 
   @FlagField('clicks', 'Rewrite http(s) links to the click redirect.')
   clicks?: boolean;
+
+  @FlagField(
+    'urlTextLinks',
+    'With clicks: also rewrite links whose visible text is a URL (left alone by default: a visible URL that no longer matches the target looks like phishing to filters).',
+  )
+  urlTextLinks?: boolean;
 }
 
 export class DkimDto {
   @applyDecorators(
     ApiProperty({ description: 'Signing domain (d=).', example: 'acme.example' }),
     presence('domain', 'required'),
-    IsString(),
-    IsFQDN({ require_tld: true }, { message: 'domain must be a domain name' }),
+    hostname('domain'),
   )
   domain!: string;
 
@@ -221,11 +238,25 @@ export class DkimDto {
     }),
     presence('selector', 'required'),
     IsString(),
+    // The Ed25519 key's selector appends "-ed25519", and a DNS label holds at most 63 characters.
+    MaxLength(55, { message: 'selector must be at most 55 characters long' }),
     Matches(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i, {
       message: 'selector must be one or more DNS labels',
     }),
   )
   selector!: string;
+
+  @FlagField(
+    'ed25519',
+    'Also sign with an Ed25519 key (RFC 8463), published at <selector>-ed25519._domainkey.<domain>. Left out: as the account has it now (none when new).',
+  )
+  ed25519?: boolean;
+
+  @FlagField(
+    'rotate',
+    'Generate new keys although domain and selector are unchanged (publish the new TXT records first: mail is signed with the new keys at once).',
+  )
+  rotate?: boolean;
 }
 
 const TrackingField = (): PropertyDecorator =>
@@ -239,7 +270,12 @@ const TrackingField = (): PropertyDecorator =>
 
 const DkimField = (): PropertyDecorator =>
   applyDecorators(
-    ApiPropertyOptional({ type: DkimDto, nullable: true, description: 'DKIM signing; null turns it off.' }),
+    ApiPropertyOptional({
+      type: DkimDto,
+      nullable: true,
+      description:
+        'DKIM signing: a new domain or selector generates a key pair (RSA 2048, and Ed25519 if asked); the same domain and selector keep the keys unless rotate. null turns signing off and deletes the keys.',
+    }),
     presence('dkim', 'nullable'),
     IsObject(),
     ValidateNested(),
@@ -249,6 +285,7 @@ const DkimField = (): PropertyDecorator =>
 const BOUNCE_NOTIFICATIONS = 'Mail the sender a bounce report for each Bounced recipient.';
 const OVERAGE_ALLOWED = 'Never hold mail over the limits; count what goes past them as overage.';
 const TRACKING_DOMAIN = 'Host of tracking URLs (CNAME to the tracker); null uses TRACKING_BASE_URL.';
+const LIST_UNSUBSCRIBE = 'Add List-Unsubscribe and List-Unsubscribe-Post (RFC 8058 one-click) headers.';
 
 export class CreateAccountDto {
   @NameField('required') name!: string;
@@ -261,6 +298,7 @@ export class CreateAccountDto {
   @FlagField('overageAllowed', OVERAGE_ALLOWED) overageAllowed?: boolean;
   @WrapWidthField() wrapWidth?: number;
   @TrackingField() tracking?: TrackingDto;
+  @FlagField('listUnsubscribe', LIST_UNSUBSCRIBE, true) listUnsubscribe?: boolean;
   @HostnameField('trackingDomain', TRACKING_DOMAIN) trackingDomain?: string | null;
   @FlagField('bounceNotifications', BOUNCE_NOTIFICATIONS) bounceNotifications?: boolean;
   @DkimField() dkim?: DkimDto | null;
@@ -278,6 +316,7 @@ export class UpdateAccountDto {
   @FlagField('overageAllowed', OVERAGE_ALLOWED) overageAllowed?: boolean;
   @WrapWidthField() wrapWidth?: number;
   @TrackingField() tracking?: TrackingDto;
+  @FlagField('listUnsubscribe', LIST_UNSUBSCRIBE, true) listUnsubscribe?: boolean;
   @HostnameField('trackingDomain', TRACKING_DOMAIN) trackingDomain?: string | null;
   @FlagField('bounceNotifications', BOUNCE_NOTIFICATIONS) bounceNotifications?: boolean;
   @DkimField() dkim?: DkimDto | null;
@@ -305,11 +344,27 @@ export class ListAccountsQueryDto {
 export class TrackingResponseDto {
   @ApiProperty() opens!: boolean;
   @ApiProperty() clicks!: boolean;
+  @ApiProperty() urlTextLinks!: boolean;
+}
+
+export class DnsRecordDto {
+  @ApiProperty({ example: 'relay1._domainkey.acme.example' }) name!: string;
+  @ApiProperty({ enum: ['TXT'] }) type!: 'TXT';
+  @ApiProperty({
+    description: 'Longer than 255 characters: DNS providers split it into strings of one record.',
+    example: 'v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA...',
+  })
+  value!: string;
 }
 
 export class DkimResponseDto {
   @ApiProperty() domain!: string;
   @ApiProperty() selector!: string;
+  @ApiProperty({ description: 'Also signs with an Ed25519 key.' }) ed25519!: boolean;
+  @ApiProperty({ type: DnsRecordDto, description: 'The RSA key: the TXT record to publish.' })
+  dnsRecord!: DnsRecordDto;
+  @ApiProperty({ type: [DnsRecordDto], description: 'Every key to publish: RSA, then Ed25519 when on.' })
+  dnsRecords!: DnsRecordDto[];
 }
 
 export class AccountResponseDto {
@@ -323,6 +378,7 @@ export class AccountResponseDto {
   @ApiProperty() overageAllowed!: boolean;
   @ApiProperty() wrapWidth!: number;
   @ApiProperty({ type: TrackingResponseDto }) tracking!: TrackingResponseDto;
+  @ApiProperty() listUnsubscribe!: boolean;
   @ApiProperty({ type: String, nullable: true }) trackingDomain!: string | null;
   @ApiProperty() bounceNotifications!: boolean;
   @ApiProperty({ type: DkimResponseDto, nullable: true }) dkim!: DkimResponseDto | null;

@@ -18,10 +18,12 @@ import {
   verpReturnPath,
   type AttemptContext,
   type RecipientOutcome,
+  type RecipientResult,
   type RetryPolicy,
 } from '@relay/delivery';
 import { SPOOL, SpoolBodyNotFoundError, type Spool } from '@relay/spool';
 import { DeliveryQueueRepository, type QueuedRecipient } from './delivery-queue.repository.js';
+import { MessageRenderer } from './message-renderer.js';
 
 const attemptsTotal = counter(
   'relay_delivery_attempts_total',
@@ -74,6 +76,7 @@ export class DeliveryDispatcher implements OnApplicationShutdown {
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(SPOOL) private readonly spool: Spool,
     private readonly queue: DeliveryQueueRepository,
+    private readonly renderer: MessageRenderer,
   ) {
     this.router = new MxRouter(config.deliverySmartHost ? { smartHost: config.deliverySmartHost } : {});
     this.pool = new OutboundPool({ name: config.hostname, perHost: config.perHostConcurrency });
@@ -208,22 +211,27 @@ export class DeliveryDispatcher implements OnApplicationShutdown {
         decideOutcome({ recipient: r.recipient, failure }, contextFor(r), this.policy),
       );
     }
-    let results;
+    let results: RecipientResult[];
     try {
-      results = await sendTransaction(this.pool, route.hosts, {
-        mailFrom:
-          first.returnPath ??
-          verpReturnPath(
-            task.messageId,
-            this.bounceDomain,
-            recipients.length === 1 ? recipients[0] : undefined,
-          ),
-        recipients,
-        size: first.size,
-        smtpUtf8: first.smtpUtf8,
-        eightBitMime: first.eightBitMime,
-        openBody: () => this.spool.read(first.spoolKey),
-      });
+      const plan = await this.renderer.plan(first);
+      const send = (to: readonly string[]): Promise<RecipientResult[]> =>
+        sendTransaction(this.pool, route.hosts, {
+          mailFrom:
+            first.returnPath ??
+            verpReturnPath(task.messageId, this.bounceDomain, to.length === 1 ? to[0] : undefined),
+          recipients: to,
+          size: first.size,
+          smtpUtf8: first.smtpUtf8,
+          eightBitMime: first.eightBitMime,
+          openBody: () => plan.open(to[0] ?? first.recipient),
+        });
+      if (plan.perRecipient) {
+        // Each copy carries its recipient's tokens: one transaction each, over the pooled connection.
+        results = [];
+        for (const recipient of recipients) results.push(...(await send([recipient])));
+      } else {
+        results = await send(recipients);
+      }
     } catch (error) {
       if (!(error instanceof SpoolBodyNotFoundError)) throw error;
       const failure = {

@@ -21,6 +21,7 @@ import {
 import { EVENT_LOG, PostgresEventLog } from '@relay/event-log';
 import {
   ACCOUNT_ENTITIES,
+  AccountRenderSettingsRepository,
   AccountsRepository,
   createDataSource,
   OutboxRelay,
@@ -31,6 +32,8 @@ import { CaptureMx, createTestDatabase, type CapturedMessage, type TestDatabase 
 import { DeliverWhenQueuedReactor } from '../delivery/deliver-when-queued.reactor.js';
 import { DeliveryDispatcher } from '../delivery/delivery-dispatcher.js';
 import { DeliveryQueueRepository } from '../delivery/delivery-queue.repository.js';
+import { MessageRenderer } from '../delivery/message-renderer.js';
+import { RENDER_SETTINGS } from '../delivery/render-settings.port.js';
 import { SUPPRESSION_LOOKUP } from '../policy/suppression-lookup.port.js';
 import { NotificationMailer } from './notification-mailer.js';
 import { NotificationsRepository } from './notifications.repository.js';
@@ -109,6 +112,15 @@ describe('NotifySenderReactor', () => {
         { provide: DataSource, useValue: dataSource },
         AccountsRepository,
         DeliveryQueueRepository,
+        {
+          provide: RENDER_SETTINGS,
+          inject: [DataSource],
+          useFactory: (dataSource: DataSource) =>
+            new AccountRenderSettingsRepository(dataSource, {
+              dkimKeySecret: 'test-dkim-key-secret-0123456789',
+            }),
+        },
+        MessageRenderer,
         DeliveryDispatcher,
         DeliverWhenQueuedReactor,
         NotificationsRepository,

@@ -13,6 +13,18 @@ const bigintAsNumber: ValueTransformer = {
   from: (value: string | null) => (value === null ? null : Number(value)),
 };
 
+/** One DKIM key of an account as the `accounts.dkim_keys` column holds it. */
+export interface StoredDkimKey {
+  readonly type: 'rsa' | 'ed25519';
+  /** The name it is published under: the account's selector, `<selector>-ed25519` for Ed25519. */
+  readonly selector: string;
+  /** `dkimkey:v1:scrypt:...` (libs/mime encryptPrivateKey); never leaves the server. */
+  readonly privateKey: string;
+  readonly dnsRecord: { readonly name: string; readonly type: 'TXT'; readonly value: string };
+  /** ISO 8601. */
+  readonly createdAt: string;
+}
+
 /** A sending account: its SMTP credentials, who may relay through it, its plan and its rendering settings. */
 @Entity({ name: 'accounts' })
 export class AccountEntity {
@@ -73,12 +85,17 @@ export class AccountEntity {
   @Column({ name: 'bounce_notifications', type: 'boolean', default: false })
   bounceNotifications!: boolean;
 
-  /** Both set or both null (a CHECK constraint); the key pair comes with the DKIM issue. */
+  /** Lowercase; set together with the selector and the keys, or all empty (CHECK constraints). */
   @Column({ name: 'dkim_domain', type: 'text', nullable: true })
   dkimDomain!: string | null;
 
+  /** Lowercase; the RSA key's selector (the Ed25519 key has its own, see dkimSelectorFor). */
   @Column({ name: 'dkim_selector', type: 'text', nullable: true })
   dkimSelector!: string | null;
+
+  /** RSA first, then Ed25519 when asked; private keys encrypted (never returned by the API). */
+  @Column({ name: 'dkim_keys', type: 'jsonb', default: () => `'[]'` })
+  dkimKeys!: StoredDkimKey[];
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

@@ -1,9 +1,10 @@
 import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { AccountPlanChanged } from '@relay/domain';
+import { decryptPrivateKey } from '@relay/mime';
 import { createTestDatabase, type TestDatabase } from '@relay/testing';
 import { createDataSource } from '../data-source.js';
-import { ACCOUNT_ENTITIES } from './account.entity.js';
+import { ACCOUNT_ENTITIES, type StoredDkimKey } from './account.entity.js';
 import {
   AccountsRepository,
   InvalidAccountError,
@@ -11,6 +12,9 @@ import {
   type NewAccount,
 } from './accounts.repository.js';
 import { bootstrapDemoAccount } from './demo-account.js';
+
+const DKIM_SECRET = 'test-dkim-key-secret-0123456789';
+const withSecret = { dkimKeySecret: DKIM_SECRET };
 
 let db: TestDatabase;
 let dataSource: DataSource;
@@ -71,6 +75,7 @@ describe('AccountsRepository', () => {
       bounceNotifications: false,
       dkimDomain: null,
       dkimSelector: null,
+      dkimKeys: [],
     });
     expect(account.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(account.passwordHash).toMatch(/^scrypt\$16384\$8\$1\$/);
@@ -137,8 +142,9 @@ describe('AccountsRepository', () => {
       newAccount({
         monthlyByteLimit: 5_000_000_000,
         trackingDomain: 'T.Example.com',
-        dkim: { domain: 'Example.com', selector: 's1' },
+        dkim: { domain: 'Example.com', selector: 'S1' },
       }),
+      withSecret,
     );
     expect(account).toMatchObject({
       monthlyByteLimit: 5_000_000_000,
@@ -155,6 +161,7 @@ describe('AccountsRepository', () => {
       monthlyByteLimit: null,
       dkimDomain: null,
       dkimSelector: null,
+      dkimKeys: [],
       trackingDomain: null,
     });
     expect(cleared?.name).toBe(account.name);
@@ -171,6 +178,96 @@ describe('AccountsRepository', () => {
     const a = await accounts.create(newAccount());
     const b = await accounts.create(newAccount());
     await expect(accounts.update(b.id, { username: a.username })).rejects.toBeInstanceOf(UsernameTakenError);
+  });
+});
+
+describe('AccountsRepository DKIM keys', () => {
+  const dkim = { domain: 'Mail.Example.com', selector: 'Relay1' };
+  const values = (keys: readonly StoredDkimKey[]): string[] => keys.map((k) => k.dnsRecord.value);
+
+  it('generates an RSA key for new DKIM settings and stores it encrypted', async () => {
+    const account = await accounts.create(newAccount({ dkim }), withSecret);
+    expect(account).toMatchObject({ dkimDomain: 'mail.example.com', dkimSelector: 'relay1' });
+    const [key, ...others] = account.dkimKeys;
+    expect(others).toEqual([]);
+    expect(key).toMatchObject({
+      type: 'rsa',
+      selector: 'relay1',
+      dnsRecord: { name: 'relay1._domainkey.mail.example.com', type: 'TXT' },
+    });
+    expect(key?.dnsRecord.value).toMatch(/^v=DKIM1; k=rsa; p=[A-Za-z0-9+/]+=*$/);
+    expect(key?.privateKey).toMatch(/^dkimkey:v1:scrypt:/);
+    expect(key?.privateKey).not.toContain('PRIVATE KEY');
+    expect(await decryptPrivateKey(key!.privateKey, DKIM_SECRET)).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    const [row] = await dataSource.query<{ dkim_keys: StoredDkimKey[] }[]>(
+      'SELECT dkim_keys FROM accounts WHERE id = $1',
+      [account.id],
+    );
+    expect(JSON.stringify(row?.dkim_keys)).not.toContain('PRIVATE KEY');
+  });
+
+  it('keeps the keys for the same domain and selector, adds and drops Ed25519 alone, rotates when asked', async () => {
+    const account = await accounts.create(newAccount({ dkim }), withSecret);
+    const rsa = values(account.dkimKeys);
+
+    const same = await accounts.update(account.id, {
+      dkim: { domain: 'mail.example.com', selector: 'relay1' },
+    });
+    expect(same?.dkimKeys).toEqual(account.dkimKeys);
+
+    const withEd = await accounts.update(account.id, { dkim: { ...dkim, ed25519: true } }, withSecret);
+    expect(withEd?.dkimKeys.map((k) => [k.type, k.selector])).toEqual([
+      ['rsa', 'relay1'],
+      ['ed25519', 'relay1-ed25519'],
+    ]);
+    expect(values(withEd!.dkimKeys)[0]).toBe(rsa[0]);
+    expect(values(withEd!.dkimKeys)[1]).toMatch(/^v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}=$/);
+
+    // ed25519 left out: as it is.
+    expect((await accounts.update(account.id, { dkim, name: 'x' }))?.dkimKeys).toEqual(withEd?.dkimKeys);
+
+    const rotated = await accounts.update(account.id, { dkim: { ...dkim, rotate: true } }, withSecret);
+    expect(rotated?.dkimKeys.map((k) => k.type)).toEqual(['rsa', 'ed25519']);
+    for (const [i, value] of values(rotated!.dkimKeys).entries())
+      expect(value).not.toBe(values(withEd!.dkimKeys)[i]);
+
+    const rsaOnly = await accounts.update(account.id, { dkim: { ...dkim, ed25519: false } });
+    expect(rsaOnly?.dkimKeys).toEqual(rotated?.dkimKeys.slice(0, 1));
+
+    const moved = await accounts.update(
+      account.id,
+      { dkim: { domain: 'example.org', selector: 'relay1' } },
+      withSecret,
+    );
+    expect(moved?.dkimKeys).toHaveLength(1);
+    expect(moved?.dkimKeys[0]?.dnsRecord.name).toBe('relay1._domainkey.example.org');
+    expect(values(moved!.dkimKeys)).not.toEqual(values(rsaOnly!.dkimKeys));
+
+    const off = await accounts.update(account.id, { dkim: null });
+    expect(off).toMatchObject({ dkimDomain: null, dkimSelector: null, dkimKeys: [] });
+  });
+
+  it('makes keys only with a secret, and refuses settings without keys in the table', async () => {
+    await expect(accounts.create(newAccount({ dkim }))).rejects.toThrow(/no DKIM key secret/);
+    const account = await accounts.create(newAccount());
+    await expect(accounts.update(account.id, { dkim })).rejects.toThrow(/no DKIM key secret/);
+    expect((await accounts.get(account.id))?.dkimDomain).toBeNull();
+    await expect(
+      dataSource.query(`UPDATE accounts SET dkim_domain = 'a.example', dkim_selector = 's' WHERE id = $1`, [
+        account.id,
+      ]),
+    ).rejects.toThrow(/accounts_dkim_keys_match/);
+  });
+
+  it('ends with one key pair when concurrent patches ask for the same new settings', async () => {
+    const account = await accounts.create(newAccount());
+    const [a, b] = await Promise.all([
+      accounts.update(account.id, { dkim }, withSecret),
+      accounts.update(account.id, { dkim }, withSecret),
+    ]);
+    // The later one found the earlier one's keys under the row lock and kept them.
+    expect(values(a!.dkimKeys)).toEqual(values(b!.dkimKeys));
+    expect(values((await accounts.get(account.id))!.dkimKeys)).toEqual(values(a!.dkimKeys));
   });
 });
 

@@ -11,6 +11,7 @@ import { Notifications1764380900000 } from './1764380900000-notifications.js';
 import { PolicyUsage1764381000000 } from './1764381000000-policy-usage.js';
 import { QuotaUsage1764381100000 } from './1764381100000-quota-usage.js';
 import { Resends1764381200000 } from './1764381200000-resends.js';
+import { AccountDkimKeys1764381300000 } from './1764381300000-account-dkim-keys.js';
 
 /** Every migration, oldest first. ESM has no directory globbing in TypeORM, so each is listed. */
 export const MIGRATIONS = [
@@ -27,4 +28,5 @@ export const MIGRATIONS = [
   PolicyUsage1764381000000,
   QuotaUsage1764381100000,
   Resends1764381200000,
+  AccountDkimKeys1764381300000,
 ];
