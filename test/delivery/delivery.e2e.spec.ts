@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { EventOfType, EventType } from '@relay/domain';
 import type { EventLog } from '@relay/event-log';
 import { CaptureMx } from '@relay/testing';
+import { eventsOf, submitRaw, waitFor } from '../support/relay-client.js';
 import {
   kafkaEnv,
   openLogReader,
@@ -22,32 +22,8 @@ describe.each([
   let t: TestRelay;
   let log: EventLog;
 
-  async function events<T extends EventType>(type: T, messageId?: string): Promise<EventOfType<T>[]> {
-    const out: EventOfType<T>[] = [];
-    const range = {
-      from: new Date(Date.now() - 3_600_000),
-      to: new Date(Date.now() + 60_000),
-      types: [type],
-    };
-    for await (const { event } of log.readRange(range)) {
-      if (!messageId || event.messageId === messageId) out.push(event as EventOfType<T>);
-    }
-    return out;
-  }
-
-  async function waitFor<T>(
-    what: string,
-    probe: () => Promise<T | undefined>,
-    timeoutMs = 30_000,
-  ): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await probe();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await sleep(100);
-    }
-  }
+  const events = <T extends EventType>(type: T, messageId?: string): Promise<EventOfType<T>[]> =>
+    eventsOf(log, type, messageId);
 
   /** The delivery report of a message once `ready` holds for it. */
   async function reportOf(id: string, ready: (report: JsonObject) => boolean): Promise<JsonObject> {
@@ -57,28 +33,9 @@ describe.each([
     });
   }
 
-  const transport = () =>
-    nodemailer.createTransport({
-      host: '127.0.0.1',
-      port: t.smtpPort,
-      secure: false,
-      requireTLS: true,
-      tls: { rejectUnauthorized: false },
-      auth: { user: 'sender', pass: PASSWORD },
-    });
-
   /** Submits raw bytes as the client wrote them; returns the relay's message id. */
-  async function submit(raw: string, to: string[]): Promise<string> {
-    const sender = transport();
-    try {
-      const info = await sender.sendMail({ envelope: { from: 'bounces@example.com', to }, raw });
-      const id = /queued as (\S+)$/.exec(info.response)?.[1];
-      if (!id) throw new Error(`unexpected reply ${info.response}`);
-      return id;
-    } finally {
-      sender.close();
-    }
-  }
+  const submit = (raw: string, to: string[]): Promise<string> =>
+    submitRaw(t.smtpPort, { user: 'sender', pass: PASSWORD }, { from: 'bounces@example.com', to }, raw);
 
   beforeAll(async () => {
     mx = await new CaptureMx().start();

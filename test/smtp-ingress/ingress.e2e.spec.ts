@@ -406,7 +406,11 @@ describe('limits and shutdown', () => {
 describe('abuse limits', () => {
   let strict: TestRelay;
   beforeAll(async () => {
-    strict = await startTestRelay({ SMTP_MAX_CONNECTIONS_PER_IP: '2', SMTP_AUTH_MAX_FAILURES: '4' });
+    strict = await startTestRelay({
+      SMTP_MAX_CONNECTIONS_PER_IP: '2',
+      SMTP_AUTH_MAX_FAILURES: '4',
+      SMTP_IDLE_TIMEOUT_MS: '1000',
+    });
   });
   afterAll(async () => {
     await strict?.stop();
@@ -424,6 +428,21 @@ describe('abuse limits', () => {
     expect(again.greeting[0]).toMatch(/^220 /);
   });
 
+  it('closes a session idle past SMTP_IDLE_TIMEOUT_MS with 421', async () => {
+    const { client } = await connect(strict.smtpPort);
+    await client.command('EHLO client.test');
+    expect((await client.reply(5000))[0]).toMatch(/^421 4\.4\.2 .*Timeout/);
+    await client.waitForClose();
+  });
+
+  it('refuses a command line longer than the limit and closes the session', async () => {
+    const { client } = await connect(strict.smtpPort);
+    await client.command('EHLO client.test');
+    client.write(`MAIL FROM:<${'a'.repeat(5000)}@example.com>\r\n`);
+    expect((await client.reply())[0]).toMatch(/^421 4\.\d\.\d Error: Command line too long/);
+    await client.waitForClose();
+  });
+  // Last: it locks 127.0.0.1 out of this relay.
   it('slows down repeated AUTH failures from one IP, then refuses it with 421 4.7.0', async () => {
     const { client } = await connect(strict.smtpsPort, { tls: true });
     await client.command('EHLO client.test');
