@@ -1,5 +1,4 @@
 import 'reflect-metadata';
-import { fstatSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,12 @@ import { createLogger, loadConfig, type RelayConfig } from '@relay/config';
 import { startRelay, type RunningRelay } from '@relay/relay';
 import { createTestDatabase, prepareTemplateDatabase, type TestDatabase } from '@relay/testing';
 import { ADMIN_TOKEN } from '../support/test-relay.js';
+import {
+  BENCH_ACCOUNT,
+  exitFailedToStart,
+  RELAY_STOP_TIMEOUT_MS,
+  shutdownWhenAsked,
+} from './bench-support.js';
 
 /**
  * The relay of `npm run bench:ingress`, in a process of its own: the load generator's CPU is then
@@ -25,10 +30,6 @@ import { ADMIN_TOKEN } from '../support/test-relay.js';
  * SIGTERM or SIGINT, when stdin is a pipe that closes (the parent is gone), or after
  * BENCH_RELAY_LIFETIME_MS [15 min].
  */
-
-const DEFAULT_LIFETIME_MS = 15 * 60_000;
-/** smtp-server's closeTimeout is 30 s; past that a stop is stuck. */
-const STOP_TIMEOUT_MS = 45_000;
 
 interface Started {
   readonly relay: RunningRelay;
@@ -51,13 +52,7 @@ async function createBenchAccount(adminUrl: string): Promise<string> {
   const response = await fetch(`${adminUrl}/v1/accounts`, {
     method: 'POST',
     headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({
-      name: 'Bench',
-      username: 'bench',
-      password: 'bench password, never used',
-      allowedFrom: ['*'],
-      allowedIps: ['127.0.0.1/32'],
-    }),
+    body: JSON.stringify(BENCH_ACCOUNT),
     signal: AbortSignal.timeout(30_000),
   });
   const body = (await response.json()) as { id?: unknown };
@@ -116,7 +111,7 @@ async function main(): Promise<void> {
       setTimeout(() => {
         process.stderr.write('bench relay: stop timed out\n');
         process.exit(1);
-      }, STOP_TIMEOUT_MS).unref();
+      }, RELAY_STOP_TIMEOUT_MS).unref();
       try {
         await stop(started);
         process.exit(failed ? 1 : 0);
@@ -126,15 +121,7 @@ async function main(): Promise<void> {
       }
     })();
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  // Only a pipe from a parent: a terminal or /dev/null on stdin says nothing about a parent.
-  if (fstatSync(0).isFIFO()) {
-    process.stdin.on('close', () => shutdown('stdin closed'));
-    process.stdin.resume();
-  }
-  const lifetime = Number(process.env.BENCH_RELAY_LIFETIME_MS ?? DEFAULT_LIFETIME_MS);
-  setTimeout(() => shutdown('lifetime'), lifetime).unref();
+  shutdownWhenAsked(shutdown);
 
   try {
     const adminUrl = started.relay.adminUrl();
@@ -148,9 +135,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(
-    `bench relay failed to start: ${error instanceof Error ? error.stack : String(error)}\n`,
-  );
-  process.exit(1);
-});
+main().catch(exitFailedToStart);

@@ -1,14 +1,28 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
-import { ensureKafkaBroker, prepareTemplateDatabase, TEST_KAFKA_BROKERS } from '@relay/testing';
+import { TEST_KAFKA_BROKERS } from '@relay/testing';
+import {
+  cpuSecondsOf,
+  deleteKafkaTopic,
+  envNumber,
+  kbToMb,
+  machineCpu,
+  markdownTable,
+  memoryOf,
+  prepareTemplateAndKafka,
+  progressOf,
+  readyFields,
+  readyLineOf,
+  round,
+  startWatchdog,
+  stopRelayChild,
+  type ChildRelay,
+} from './bench-support.js';
 import {
   deliver,
   largeMessage,
@@ -46,12 +60,6 @@ const LARGE_SESSIONS = 4;
 const LARGE_BODY_OCTETS = 30_000_000;
 const IDLE_TIMEOUT_MS = 60_000;
 const RSS_POLL_MS = 20;
-const READY_TIMEOUT_MS = 180_000;
-const STOP_TIMEOUT_MS = 60_000;
-/** Everything, both adapters included, or the bench kills its relay and gives up. */
-const WATCHDOG_MS = 20 * 60_000;
-/** USER_HZ: the unit of utime and stime in /proc/<pid>/stat on every mainstream Linux ABI. */
-const CLOCK_TICKS_PER_SECOND = 100;
 
 const RELAY_ENTRY = fileURLToPath(new URL('./ingress-relay-process.js', import.meta.url));
 const TARGETS = { kafkaMessagesPerSecond: 1000, p99Ms: 50, peakRssMb: 400 };
@@ -70,49 +78,12 @@ interface AdapterResult {
   readonly details?: Record<string, unknown>;
 }
 
-interface RelayChild {
-  readonly process: ChildProcess;
-  readonly pid: number;
+interface RelayChild extends ChildRelay {
   readonly smtpPort: number;
   readonly adminUrl: string;
 }
 
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
-  return value;
-}
-
-const progress = (line: string): void => {
-  process.stderr.write(`[bench:ingress ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
-};
-const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
-const kbToMb = (kb: number): number => round(kb / 1024);
-
-/** VmRSS and VmHWM (peak since start or since the last reset) of a process, in kB. */
-async function memoryOf(pid: number): Promise<{ rssKb: number; hwmKb: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
-  return { rssKb: field('VmRSS'), hwmKb: field('VmHWM') };
-}
-
-/** User plus system CPU seconds a process (all its threads) has used. */
-async function cpuSecondsOf(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name, which may hold spaces, start at field 3 (state).
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
-}
-
-/** Busy and total jiffies of the whole machine, from /proc/stat. */
-async function machineCpu(): Promise<{ busy: number; total: number }> {
-  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.split(/\s+/).slice(1).map(Number);
-  const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
-  return { busy, total: busy + (idle ?? 0) + (iowait ?? 0) };
-}
+const progress = progressOf('bench:ingress');
 
 async function startRelayChild(
   adapter: Adapter,
@@ -129,36 +100,9 @@ async function startRelayChild(
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', logFd] });
   closeSync(logFd);
   if (child.pid === undefined || !child.stdout) throw new Error('could not spawn the relay process');
-  const pid = child.pid;
-  const lines = createInterface({ input: child.stdout });
-  const timer = setTimeout(() => child.kill('SIGKILL'), READY_TIMEOUT_MS);
-  let ready: { smtpPort: number; adminUrl: string } | undefined;
-  try {
-    for await (const line of lines) {
-      ready = readyLine(line);
-      if (ready) break;
-    }
-  } finally {
-    clearTimeout(timer);
-    lines.close();
-    // Whatever else it prints is not read, but must not fill the pipe.
-    child.stdout.resume();
-  }
-  if (ready) return { process: child, pid, ...ready };
-  await stopRelayChild({ process: child, pid, smtpPort: 0, adminUrl: '' });
-  throw new Error(`the relay process exited before it was ready (exit ${child.exitCode}; see ${logPath})`);
-}
-
-/** Port and admin URL from the relay process's ready line, or undefined for any other line. */
-function readyLine(line: string): { smtpPort: number; adminUrl: string } | undefined {
-  try {
-    const ready = JSON.parse(line) as { smtpPort?: unknown; adminUrl?: unknown } | null;
-    return typeof ready?.smtpPort === 'number' && typeof ready.adminUrl === 'string'
-      ? { smtpPort: ready.smtpPort, adminUrl: ready.adminUrl }
-      : undefined;
-  } catch {
-    return undefined;
-  }
+  const relay = { process: child, pid: child.pid };
+  const parse = (line: string) => readyFields(line, 'adminUrl');
+  return { ...relay, ...(await readyLineOf(relay, child.stdout, parse, logPath, progress)) };
 }
 
 /** The relay's Prometheus samples, by name with labels; empty when /metrics does not answer. */
@@ -210,19 +154,6 @@ function relayMetricsOfPhase(
     eventLoopDelayMaxMs: round(1000 * metricSum(after, 'relay_nodejs_eventloop_lag_max_seconds')),
     gcSeconds: round(delta('relay_nodejs_gc_duration_seconds_sum'), 2),
   };
-}
-
-/** TERM, a bounded wait for a clean stop (it drops its database), then KILL; by PID only. */
-async function stopRelayChild(child: RelayChild): Promise<void> {
-  if (child.process.exitCode !== null || child.process.signalCode !== null) return;
-  const exited = once(child.process, 'exit');
-  child.process.kill('SIGTERM');
-  const clean = await Promise.race([exited.then(() => true), sleep(STOP_TIMEOUT_MS, false, { ref: false })]);
-  if (!clean) {
-    progress(`relay pid ${child.pid} ignored SIGTERM for ${STOP_TIMEOUT_MS / 1000} s, sending SIGKILL`);
-    child.process.kill('SIGKILL');
-    await exited;
-  }
 }
 
 function summarise(load: LoadResult): Record<string, unknown> {
@@ -354,40 +285,23 @@ async function benchAdapter(
     };
   } finally {
     progress(`${adapter}: stopping the relay (pid ${relay.pid})`);
-    await stopRelayChild(relay);
+    await stopRelayChild(relay, progress);
     track(undefined);
   }
 }
 
-async function deleteTopic(topic: string): Promise<void> {
-  const admin = new Kafka({
-    brokers: TEST_KAFKA_BROKERS,
-    logLevel: logLevel.NOTHING,
-    connectionTimeout: 3_000,
-  }).admin();
-  await admin.connect();
-  try {
-    await admin.deleteTopics({ topics: [topic], timeout: 10_000 });
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 function table(results: readonly AdapterResult[]): string {
-  const rows = [
-    ['adapter', 'accepted msg/s', 'p50 ms', 'p99 ms', 'peak RSS MB with 4×30 MB'],
-    ...results.map((r) =>
-      r.status === 'ok' || r.acceptedPerSecond !== undefined
-        ? [r.adapter, r.acceptedPerSecond, r.p50Ms, r.p99Ms, r.peakRssMb].map((v) => String(v ?? '-'))
-        : [r.adapter, 'failed', '-', '-', '-'],
-    ),
-  ];
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length))) ?? [];
-  const line = (row: readonly string[]): string =>
-    `| ${row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  const [header, ...body] = rows;
-  return [line(header ?? []), rule, ...body.map(line)].join('\n');
+  return markdownTable(
+    [
+      ['adapter', 'accepted msg/s', 'p50 ms', 'p99 ms', 'peak RSS MB with 4×30 MB'],
+      ...results.map((r) =>
+        r.status === 'ok' || r.acceptedPerSecond !== undefined
+          ? [r.adapter, r.acceptedPerSecond, r.p50Ms, r.p99Ms, r.peakRssMb].map((v) => String(v ?? '-'))
+          : [r.adapter, 'failed', '-', '-', '-'],
+      ),
+    ],
+    (column) => column === 0,
+  );
 }
 
 function targetsLine(results: readonly AdapterResult[]): string {
@@ -404,20 +318,11 @@ async function main(): Promise<number> {
   const scratch = await mkdtemp(join(tmpdir(), 'relay-bench-ingress-'));
   const profileDir = process.env.BENCH_CPU_PROF ? join(scratch, 'profiles') : undefined;
   let current: RelayChild | undefined;
-  const watchdog = setTimeout(() => {
-    progress(`gave up after ${WATCHDOG_MS / 60_000} min`);
-    if (current) current.process.kill('SIGKILL');
-    process.exit(2);
-  }, WATCHDOG_MS);
-  watchdog.unref();
+  const watchdog = startWatchdog(progress, () => current);
 
   const results: AdapterResult[] = [];
   progress('preparing the template database and the Kafka broker');
-  const [template, kafka] = await Promise.allSettled([prepareTemplateDatabase(), ensureKafkaBroker()]);
-  if (template.status === 'rejected') {
-    if (kafka.status === 'fulfilled') await kafka.value();
-    throw template.reason;
-  }
+  const { dropTemplate, kafka } = await prepareTemplateAndKafka(true);
   const topic = `relay.bench.ingress.${process.pid}.${Date.now()}`;
   try {
     const adapters: [Adapter, Record<string, string>][] = [
@@ -446,12 +351,12 @@ async function main(): Promise<number> {
     }
   } finally {
     if (kafka.status === 'fulfilled') {
-      await deleteTopic(topic).catch((error: unknown) =>
+      await deleteKafkaTopic(topic).catch((error: unknown) =>
         progress(`could not delete topic ${topic}: ${String(error)}`),
       );
       await kafka.value();
     }
-    await template.value();
+    await dropTemplate();
   }
 
   process.stdout.write(`\n${table(results)}\n\n`);

@@ -1,7 +1,13 @@
 import 'reflect-metadata';
-import { createWriteStream, fstatSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { startTestRelay, type TestRelay } from '../support/test-relay.js';
+import {
+  BENCH_ACCOUNT,
+  exitFailedToStart,
+  RELAY_STOP_TIMEOUT_MS,
+  shutdownWhenAsked,
+} from './bench-support.js';
 
 /**
  * The relay of `npm run bench`, in a process of its own (its CPU and RSS are then its own): every
@@ -21,9 +27,6 @@ import { startTestRelay, type TestRelay } from '../support/test-relay.js';
  * after BENCH_RELAY_LIFETIME_MS [15 min].
  */
 
-const DEFAULT_LIFETIME_MS = 15 * 60_000;
-/** smtp-server's closeTimeout is 30 s; past that a stop is stuck. */
-const STOP_TIMEOUT_MS = 45_000;
 const DROP_TIMEOUT_MS = 10_000;
 
 function overridesFrom(arg: string | undefined): Record<string, string> {
@@ -59,7 +62,7 @@ async function main(): Promise<void> {
         process.stderr.write('bench relay: stop timed out\n');
         setTimeout(exit, DROP_TIMEOUT_MS).unref();
         void forceCleanup().then(exit);
-      }, STOP_TIMEOUT_MS).unref();
+      }, RELAY_STOP_TIMEOUT_MS).unref();
       try {
         await relay.stop();
         process.exit(failed ? 1 : 0);
@@ -71,24 +74,10 @@ async function main(): Promise<void> {
       }
     })();
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  // Only a pipe from a parent: a terminal or /dev/null on stdin says nothing about a parent.
-  if (fstatSync(0).isFIFO()) {
-    process.stdin.on('close', () => shutdown('stdin closed'));
-    process.stdin.resume();
-  }
-  const lifetime = Number(process.env.BENCH_RELAY_LIFETIME_MS ?? DEFAULT_LIFETIME_MS);
-  setTimeout(() => shutdown('lifetime'), lifetime).unref();
+  shutdownWhenAsked(shutdown);
 
   try {
-    const created = await relay.admin('POST', '/v1/accounts', {
-      name: 'Bench',
-      username: 'bench',
-      password: 'bench password, never used',
-      allowedFrom: ['*'],
-      allowedIps: ['127.0.0.1/32'],
-    });
+    const created = await relay.admin('POST', '/v1/accounts', BENCH_ACCOUNT);
     if (created.status !== 201) throw new Error(`POST /v1/accounts: ${created.status}`);
     writeReady(
       JSON.stringify({
@@ -104,9 +93,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(
-    `bench relay failed to start: ${error instanceof Error ? error.stack : String(error)}\n`,
-  );
-  process.exit(1);
-});
+main().catch(exitFailedToStart);

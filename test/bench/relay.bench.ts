@@ -1,19 +1,33 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
 import { silentLogger } from '@relay/config';
 import { KafkaEventLog, PostgresEventLog, type EventLog } from '@relay/event-log';
-import { ensureKafkaBroker, prepareTemplateDatabase, TEST_KAFKA_BROKERS } from '@relay/testing';
+import { TEST_KAFKA_BROKERS } from '@relay/testing';
 import { kafkaEnv } from '../support/test-relay.js';
+import {
+  cpuSecondsOf,
+  deleteKafkaTopic,
+  envNumber,
+  kbToMb,
+  machineCpu,
+  markdownTable,
+  memoryOf,
+  prepareTemplateAndKafka,
+  progressOf,
+  readyFields,
+  readyLineOf,
+  round,
+  startWatchdog,
+  stopRelayChild,
+  type ChildRelay,
+} from './bench-support.js';
 import { percentile } from './ingress-smtp-load.js';
 import { hasSmtpSource, runBurst, runPaced, type BurstResult, type PacedResult } from './relay-load.js';
 import { CountingSink } from './relay-sink.js';
@@ -54,18 +68,10 @@ const DRAIN_MS = 60_000;
 const STALL_MS = 15_000;
 /** Pause after the burst, so the relay's write-behind (outcomes, outbox) is done before (b). */
 const SETTLE_MS = 2_000;
-const READY_TIMEOUT_MS = 180_000;
-const STOP_TIMEOUT_MS = 60_000;
-/** Everything, both adapters included, or the bench kills its relay and gives up. */
-const WATCHDOG_MS = 20 * 60_000;
-/** USER_HZ: the unit of utime and stime in /proc/<pid>/stat on every mainstream Linux ABI. */
-const CLOCK_TICKS_PER_SECOND = 100;
 const RELAY_ENTRY = fileURLToPath(new URL('./relay-process.js', import.meta.url));
 const AIM = { p99Ms: 250, shareOfPostfix: 0.5 };
 
-interface RelayChild {
-  readonly process: ChildProcess;
-  readonly pid: number;
+interface RelayChild extends ChildRelay {
   readonly smtpPort: number;
   readonly databaseUrl: string;
 }
@@ -117,21 +123,7 @@ interface AdapterResult {
   readonly rssAfterStartMb?: number;
 }
 
-function envNumber(name: string, fallback: number, zeroAllowed = false): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed)) {
-    throw new Error(`${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number`);
-  }
-  return value;
-}
-
-const progress = (line: string): void => {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
-};
-const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
-const kbToMb = (kb: number): number => round(kb / 1024);
+const progress = progressOf('bench');
 const loadAverage = async (): Promise<string> =>
   (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
 
@@ -144,29 +136,6 @@ function distribution(values: readonly number[]): Distribution | undefined {
     p99: round(percentile(sorted, 99)),
     max: round(percentile(sorted, 100)),
   };
-}
-
-/** VmRSS and VmHWM (peak since start) of a process, in kB. */
-async function memoryOf(pid: number): Promise<{ rssKb: number; hwmKb: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
-  return { rssKb: field('VmRSS'), hwmKb: field('VmHWM') };
-}
-
-/** User plus system CPU seconds a process (all its threads) has used. */
-async function cpuSecondsOf(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name, which may hold spaces, start at field 3 (state).
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
-}
-
-/** Busy and total jiffies of the whole machine, from /proc/stat. */
-async function machineCpu(): Promise<{ busy: number; total: number }> {
-  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.split(/\s+/).slice(1).map(Number);
-  const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
-  return { busy, total: busy + (idle ?? 0) + (iowait ?? 0) };
 }
 
 /** CPU seconds of each Postgres backend connected to `database` (its title names the database). */
@@ -239,47 +208,9 @@ async function startRelayChild(
   closeSync(logFd);
   const readyPipe = child.stdio[3] as Readable | null | undefined;
   if (child.pid === undefined || !readyPipe) throw new Error('could not spawn the relay process');
-  const pid = child.pid;
-  const lines = createInterface({ input: readyPipe });
-  const timer = setTimeout(() => child.kill('SIGKILL'), READY_TIMEOUT_MS);
-  let ready: { smtpPort: number; databaseUrl: string } | undefined;
-  try {
-    for await (const line of lines) {
-      ready = readyLine(line);
-      if (ready) break;
-    }
-  } finally {
-    clearTimeout(timer);
-    lines.close();
-    readyPipe.resume();
-  }
-  if (ready) return { process: child, pid, ...ready };
-  await stopRelayChild({ process: child, pid, smtpPort: 0, databaseUrl: '' });
-  throw new Error(`the relay process exited before it was ready (exit ${child.exitCode}; see ${logPath})`);
-}
-
-function readyLine(line: string): { smtpPort: number; databaseUrl: string } | undefined {
-  try {
-    const ready = JSON.parse(line) as { smtpPort?: unknown; databaseUrl?: unknown } | null;
-    return typeof ready?.smtpPort === 'number' && typeof ready.databaseUrl === 'string'
-      ? { smtpPort: ready.smtpPort, databaseUrl: ready.databaseUrl }
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** TERM, a bounded wait for a clean stop (it drops its database), then KILL; by PID only. */
-async function stopRelayChild(child: RelayChild): Promise<void> {
-  if (child.process.exitCode !== null || child.process.signalCode !== null) return;
-  const exited = once(child.process, 'exit');
-  child.process.kill('SIGTERM');
-  const clean = await Promise.race([exited.then(() => true), sleep(STOP_TIMEOUT_MS, false, { ref: false })]);
-  if (!clean) {
-    progress(`relay pid ${child.pid} ignored SIGTERM for ${STOP_TIMEOUT_MS / 1000} s, sending SIGKILL`);
-    child.process.kill('SIGKILL');
-    await exited;
-  }
+  const relay = { process: child, pid: child.pid };
+  const parse = (line: string) => readyFields(line, 'databaseUrl');
+  return { ...relay, ...(await readyLineOf(relay, readyPipe, parse, logPath, progress)) };
 }
 
 /** (a): N messages from 20 sessions until the sink has counted them all. */
@@ -466,67 +397,47 @@ async function benchAdapter(
   } finally {
     if (relay) {
       progress(`${adapter}: stopping the relay (pid ${relay.pid})`);
-      await stopRelayChild(relay);
+      await stopRelayChild(relay, progress);
       track(undefined);
     }
     await sink.stop();
   }
 }
 
-/** Deletes the bench's topic and every consumer group under its prefix. */
-async function deleteKafkaNamespace(topic: string, groupPrefix: string): Promise<void> {
-  const admin = new Kafka({
-    brokers: TEST_KAFKA_BROKERS,
-    logLevel: logLevel.NOTHING,
-    connectionTimeout: 3_000,
-  }).admin();
-  await admin.connect();
-  try {
-    const { groups } = await admin.listGroups();
-    const ours = groups.map((g) => g.groupId).filter((id) => id.startsWith(groupPrefix));
-    if (ours.length > 0) await admin.deleteGroups(ours);
-    await admin.deleteTopics({ topics: [topic], timeout: 10_000 });
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 function table(results: readonly AdapterResult[]): string {
   const dist = (d: Distribution | undefined): string => (d ? `${d.p50} / ${d.p99} / ${d.max}` : '-');
-  const rows = [
+  return markdownTable(
     [
-      'adapter',
-      'delivered msg/s',
-      'seconds',
-      'accept-to-delivered p50 / p99 / max ms',
-      "relay's latencyMs p50 / p99 / max",
-      '(b) delivered / sent',
-      'peak RSS MB',
-      'relay CPU %',
-      'its PG CPU %',
-      'machine CPU %',
-      'status',
+      [
+        'adapter',
+        'delivered msg/s',
+        'seconds',
+        'accept-to-delivered p50 / p99 / max ms',
+        "relay's latencyMs p50 / p99 / max",
+        '(b) delivered / sent',
+        'peak RSS MB',
+        'relay CPU %',
+        'its PG CPU %',
+        'machine CPU %',
+        'status',
+      ],
+      ...results.map((r) => [
+        r.adapter,
+        String(r.throughput?.deliveredPerSecond ?? '-'),
+        String(r.throughput?.seconds ?? '-'),
+        dist(r.latency?.endToEnd),
+        dist(r.latency?.relayReported),
+        r.latency ? `${r.latency.arrived} / ${r.latency.attempted}` : '-',
+        String(r.peakRssMb ?? '-'),
+        String(r.throughput?.relayCpuPercentOfOneCore ?? '-'),
+        String(r.throughput?.postgresCpuPercentOfOneCore ?? '-'),
+        String(r.throughput?.machineCpuBusyPercent ?? '-'),
+        r.status,
+      ]),
     ],
-    ...results.map((r) => [
-      r.adapter,
-      String(r.throughput?.deliveredPerSecond ?? '-'),
-      String(r.throughput?.seconds ?? '-'),
-      dist(r.latency?.endToEnd),
-      dist(r.latency?.relayReported),
-      r.latency ? `${r.latency.arrived} / ${r.latency.attempted}` : '-',
-      String(r.peakRssMb ?? '-'),
-      String(r.throughput?.relayCpuPercentOfOneCore ?? '-'),
-      String(r.throughput?.postgresCpuPercentOfOneCore ?? '-'),
-      String(r.throughput?.machineCpuBusyPercent ?? '-'),
-      r.status,
-    ]),
-  ];
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length))) ?? [];
-  const line = (row: readonly string[]): string =>
-    `| ${row.map((cell, i) => (i === 0 || i === row.length - 1 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 || i === widths.length - 1 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  const [header, ...body] = rows;
-  return [line(header ?? []), rule, ...body.map(line)].join('\n');
+    // The adapter and the status are words.
+    (column, columns) => column === 0 || column === columns - 1,
+  );
 }
 
 /** The line scripts read: exactly these keys, null where a figure is missing. */
@@ -549,26 +460,14 @@ async function main(): Promise<number> {
     .map((a) => a.trim())
     .filter((a): a is Adapter => a === 'postgres' || a === 'kafka');
   let current: RelayChild | undefined;
-  const watchdog = setTimeout(() => {
-    progress(`gave up after ${WATCHDOG_MS / 60_000} min`);
-    if (current) current.process.kill('SIGKILL');
-    process.exit(2);
-  }, WATCHDOG_MS);
-  watchdog.unref();
+  const watchdog = startWatchdog(progress, () => current);
 
   const loadBefore = await loadAverage();
   progress(
     `generator: ${(await hasSmtpSource()) ? 'smtp-source' : 'node (no /usr/sbin/smtp-source)'}; ` +
       `preparing the template database${adapters.includes('kafka') ? ' and the Kafka broker' : ''}`,
   );
-  const [template, kafka] = await Promise.allSettled([
-    prepareTemplateDatabase(),
-    adapters.includes('kafka') ? ensureKafkaBroker() : Promise.reject(new Error('not asked for')),
-  ]);
-  if (template.status === 'rejected') {
-    if (kafka.status === 'fulfilled') await kafka.value();
-    throw template.reason;
-  }
+  const { dropTemplate, kafka } = await prepareTemplateAndKafka(adapters.includes('kafka'));
   // A topic and consumer groups of the bench's own (the relay's default partition count).
   const { KAFKA_PARTITIONS: _partitions, ...kafkaConfig } = kafkaEnv(TEST_KAFKA_BROKERS);
   const results: AdapterResult[] = [];
@@ -590,12 +489,12 @@ async function main(): Promise<number> {
   } finally {
     if (kafka.status === 'fulfilled') {
       const { KAFKA_TOPIC: topic = '', KAFKA_GROUP_PREFIX: prefix = '' } = kafkaConfig;
-      await deleteKafkaNamespace(topic, prefix).catch((error: unknown) =>
+      await deleteKafkaTopic(topic, prefix).catch((error: unknown) =>
         progress(`could not delete topic ${topic} and groups ${prefix}*: ${String(error)}`),
       );
       await kafka.value();
     }
-    await template.value();
+    await dropTemplate();
   }
   const loadAfter = await loadAverage();
 

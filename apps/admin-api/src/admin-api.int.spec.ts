@@ -1,22 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type DynamicModule, type INestApplication, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import type { Server } from 'node:http';
-import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, LOGGER, loadConfig, RELAY_CONFIG } from '@relay/config';
 import type { AccountPlanChanged, RelayEvent } from '@relay/domain';
-import { EVENT_LOG, type EventLog } from '@relay/event-log';
-import { ACCOUNT_ENTITIES, createDataSource, OutboxRelay } from '@relay/persistence';
-import { createTestDatabase, type TestDatabase } from '@relay/testing';
-import { AdminApiModule } from './admin-api.module.js';
-import { setupOpenApi } from './openapi.js';
-
-const TOKEN = 'test-admin-token-0123456789';
+import type { EventLog } from '@relay/event-log';
+import {
+  startAdminApiTestApp,
+  TEST_ADMIN_TOKEN as TOKEN,
+  type AdminApiTestApp,
+  type Reply,
+} from './testing/admin-api-test-app.js';
 
 /**
  * Stands in for the event log behind the outbox: the relay appends here. Only append and
@@ -37,61 +28,17 @@ class RecordingEventLog implements EventLog {
   close = async (): Promise<void> => undefined;
 }
 
-/** What apps/relay's RuntimeModule provides globally, built from test parts. */
-@Module({})
-class TestRuntimeModule {
-  static forRoot(deps: {
-    dataSource: DataSource;
-    eventLog: EventLog;
-    dataDir: string;
-    logLines: string[];
-  }): DynamicModule {
-    return {
-      module: TestRuntimeModule,
-      global: true,
-      providers: [
-        { provide: RELAY_CONFIG, useValue: loadConfig({ ADMIN_TOKEN: TOKEN, RELAY_DATA_DIR: deps.dataDir }) },
-        { provide: LOGGER, useValue: createLogger('debug', {}, (line) => deps.logLines.push(line)) },
-        { provide: EVENT_LOG, useValue: deps.eventLog },
-        { provide: DataSource, useValue: deps.dataSource },
-      ],
-      exports: [RELAY_CONFIG, LOGGER, EVENT_LOG, DataSource],
-    };
-  }
-}
-
-interface Reply<T = Record<string, unknown>> {
-  readonly status: number;
-  readonly body: T;
-  readonly headers: Headers;
-}
-
-let db: TestDatabase;
-let dataSource: DataSource;
-let dataDir: string;
-let app: INestApplication;
-let relay: OutboxRelay;
+let api: AdminApiTestApp;
 let baseUrl: string;
 const eventLog = new RecordingEventLog();
 const logLines: string[] = [];
 
-async function call<T = Record<string, unknown>>(
+const call = <T = Record<string, unknown>>(
   method: string,
   path: string,
   body?: unknown,
   token: string | null = TOKEN,
-): Promise<Reply<T>> {
-  const headers: Record<string, string> = {};
-  if (token !== null) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: (text ? JSON.parse(text) : {}) as T, headers: response.headers };
-}
+): Promise<Reply<T>> => api.request<T>(method, path, { body, token });
 
 let usernames = 0;
 const validAccount = (fields: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -116,34 +63,12 @@ const planEventsOf = (accountId: string): AccountPlanChanged[] =>
   );
 
 beforeAll(async () => {
-  db = await createTestDatabase('admin_api');
-  dataDir = await mkdtemp(join(tmpdir(), 'relay-admin-api-'));
-  dataSource = await createDataSource({ url: db.url, entities: ACCOUNT_ENTITIES, poolSize: 4 }).initialize();
-  relay = new OutboxRelay({
-    url: db.url,
-    append: eventLog.append,
-    pollIntervalMs: 200,
-    logger: createLogger('error', {}, () => undefined),
-  });
-  relay.start();
-  app = await NestFactory.create(
-    {
-      module: AdminApiModule,
-      imports: [TestRuntimeModule.forRoot({ dataSource, eventLog, dataDir, logLines })],
-    },
-    { logger: false },
-  );
-  setupOpenApi(app);
-  await app.listen(0, '127.0.0.1');
-  baseUrl = `http://127.0.0.1:${((app.getHttpServer() as Server).address() as AddressInfo).port}`;
+  api = await startAdminApiTestApp({ name: 'api', eventLog, outboxRelayPollMs: 200, logLines });
+  baseUrl = api.baseUrl;
 });
 
 afterAll(async () => {
-  await app?.close();
-  await relay?.stop();
-  await dataSource?.destroy();
-  await db?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await api?.close();
 });
 
 describe('admin API authentication', () => {

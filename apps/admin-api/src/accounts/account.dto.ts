@@ -24,6 +24,7 @@ import {
 } from 'class-validator';
 import { invalidAllowedFromEntries } from '@relay/domain';
 import { parseCidr } from '@relay/persistence';
+import { NextCursorField, PageSizeField } from '../page.dto.js';
 
 /**
  * Request and response bodies of /v1/accounts. Each field's rules are written once and used by
@@ -323,15 +324,7 @@ export class UpdateAccountDto {
 }
 
 export class ListAccountsQueryDto {
-  @applyDecorators(
-    ApiPropertyOptional({ description: 'Page size.', default: 50, minimum: 1, maximum: 200 }),
-    IsOptional(),
-    Type(() => Number),
-    IsInt({ message: 'limit must be a whole number' }),
-    Min(1),
-    Max(200),
-  )
-  limit?: number;
+  @PageSizeField(200) limit?: number;
 
   @applyDecorators(
     ApiPropertyOptional({ description: 'The nextCursor of the previous page.' }),
@@ -388,10 +381,5 @@ export class AccountResponseDto {
 
 export class AccountPageDto {
   @ApiProperty({ type: [AccountResponseDto] }) items!: AccountResponseDto[];
-  @ApiProperty({
-    type: String,
-    nullable: true,
-    description: 'Pass as ?cursor= for the next page; null on the last.',
-  })
-  nextCursor!: string | null;
+  @NextCursorField() nextCursor!: string | null;
 }

@@ -1,53 +1,11 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type DynamicModule, type INestApplication, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import type { Server } from 'node:http';
-import { DataSource } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, dkimKeySecret, LOGGER, loadConfig, RELAY_CONFIG } from '@relay/config';
-import { EVENT_LOG, type EventLog } from '@relay/event-log';
+import { dkimKeySecret } from '@relay/config';
 import { decryptPrivateKey } from '@relay/mime';
-import { ACCOUNT_ENTITIES, createDataSource } from '@relay/persistence';
-import { createTestDatabase, type TestDatabase } from '@relay/testing';
-import { AdminApiModule } from '../admin-api.module.js';
-import { setupOpenApi } from '../openapi.js';
-
-const TOKEN = 'test-admin-token-accounts-0123456789';
-
-/** The admin API appends only through the outbox; nothing here reads the log. */
-const unusedEventLog: EventLog = {
-  append: async () => undefined,
-  subscribe: () => {
-    throw new Error('not used by the admin API');
-  },
-  readRange: () => {
-    throw new Error('not used by the admin API');
-  },
-  isHealthy: async () => true,
-  close: async () => undefined,
-};
-
-/** What apps/relay's RuntimeModule provides globally, built from test parts (no DKIM_KEY_SECRET: generated). */
-@Module({})
-class TestRuntimeModule {
-  static forRoot(deps: { dataSource: DataSource; dataDir: string; logLines: string[] }): DynamicModule {
-    return {
-      module: TestRuntimeModule,
-      global: true,
-      providers: [
-        { provide: RELAY_CONFIG, useValue: loadConfig({ ADMIN_TOKEN: TOKEN, RELAY_DATA_DIR: deps.dataDir }) },
-        { provide: LOGGER, useValue: createLogger('debug', {}, (line) => deps.logLines.push(line)) },
-        { provide: EVENT_LOG, useValue: unusedEventLog },
-        { provide: DataSource, useValue: deps.dataSource },
-      ],
-      exports: [RELAY_CONFIG, LOGGER, EVENT_LOG, DataSource],
-    };
-  }
-}
+import { startAdminApiTestApp, type AdminApiTestApp } from '../testing/admin-api-test-app.js';
 
 interface DnsRecord {
   name: string;
@@ -82,11 +40,9 @@ interface StoredKey {
   createdAt: string;
 }
 
-let db: TestDatabase;
+let api: AdminApiTestApp;
 let dataSource: DataSource;
 let dataDir: string;
-let app: INestApplication;
-let baseUrl: string;
 const logLines: string[] = [];
 /** Every response body of this file, to look for private keys in. */
 const bodies: string[] = [];
@@ -96,16 +52,9 @@ async function call<T = Account>(
   path: string,
   body?: unknown,
 ): Promise<{ status: number; body: T }> {
-  const headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  bodies.push(text);
-  return { status: response.status, body: (text ? JSON.parse(text) : {}) as T };
+  const reply = await api.request<T>(method, path, { body });
+  bodies.push(reply.text);
+  return reply;
 }
 
 let usernames = 0;
@@ -151,23 +100,13 @@ function dkimPublicKeyOf(pem: string): Buffer {
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase('admin_accounts');
-  dataDir = await mkdtemp(join(tmpdir(), 'relay-admin-accounts-'));
-  dataSource = await createDataSource({ url: db.url, entities: ACCOUNT_ENTITIES, poolSize: 4 }).initialize();
-  app = await NestFactory.create(
-    { module: AdminApiModule, imports: [TestRuntimeModule.forRoot({ dataSource, dataDir, logLines })] },
-    { logger: false },
-  );
-  setupOpenApi(app);
-  await app.listen(0, '127.0.0.1');
-  baseUrl = `http://127.0.0.1:${((app.getHttpServer() as Server).address() as AddressInfo).port}`;
+  // No DKIM_KEY_SECRET: the API generates one under the data dir.
+  api = await startAdminApiTestApp({ name: 'accounts', logLines });
+  ({ dataSource, dataDir } = api);
 });
 
 afterAll(async () => {
-  await app?.close();
-  await dataSource?.destroy();
-  await db?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await api?.close();
 });
 
 describe('DKIM through /v1/accounts', () => {

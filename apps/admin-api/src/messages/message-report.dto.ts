@@ -1,13 +1,13 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Max, Min, ValidateBy } from 'class-validator';
+import { IsIn, IsOptional, ValidateBy } from 'class-validator';
 import {
   isMessageCursor,
   MESSAGE_STATUSES,
   RECIPIENT_STATUSES,
   type MessageStatus,
 } from '@relay/persistence';
+import { NextCursorField, PageCursorField, PageSizeField } from '../page.dto.js';
 
 /**
  * Query and response bodies of the delivery reports: GET /v1/messages/:messageId and
@@ -56,27 +56,12 @@ export class ListMessagesQueryDto {
   )
   since?: string;
 
-  @applyDecorators(
-    ApiPropertyOptional({ description: 'Page size.', default: 50, minimum: 1, maximum: 200 }),
-    IsOptional(),
-    Type(() => Number),
-    IsInt({ message: 'limit must be a whole number' }),
-    Min(1),
-    Max(200),
-  )
-  limit?: number;
+  @PageSizeField(200) limit?: number;
 
-  @applyDecorators(
-    ApiPropertyOptional({ description: 'The nextCursor of the previous page (same status and since).' }),
-    IsOptional(),
-    IsString(),
-    ValidateBy({
-      name: 'isMessageCursor',
-      validator: {
-        validate: (value: unknown) => typeof value === 'string' && isMessageCursor(value),
-        defaultMessage: () => 'cursor must be the nextCursor of a previous page',
-      },
-    }),
+  @PageCursorField(
+    'The nextCursor of the previous page (same status and since).',
+    'isMessageCursor',
+    isMessageCursor,
   )
   cursor?: string;
 }
@@ -163,10 +148,5 @@ export class MessageReportDto extends MessageSummaryDto {
 
 export class MessagePageDto {
   @ApiProperty({ type: [MessageSummaryDto], description: 'Newest first.' }) items!: MessageSummaryDto[];
-  @ApiProperty({
-    type: String,
-    nullable: true,
-    description: 'Pass as ?cursor= for the next page; null on the last.',
-  })
-  nextCursor!: string | null;
+  @NextCursorField() nextCursor!: string | null;
 }

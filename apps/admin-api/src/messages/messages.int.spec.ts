@@ -1,83 +1,20 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type DynamicModule, type INestApplication, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import type { Server } from 'node:http';
-import { DataSource } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, LOGGER, loadConfig, RELAY_CONFIG } from '@relay/config';
 import { createEvent, type RelayEvent } from '@relay/domain';
-import { EVENT_LOG, type EventLog } from '@relay/event-log';
-import {
-  ACCOUNT_ENTITIES,
-  createDataSource,
-  DeliveryReportProjector,
-  type DeliveryReportEvent,
-} from '@relay/persistence';
-import { createTestDatabase, type TestDatabase } from '@relay/testing';
-import { AdminApiModule } from '../admin-api.module.js';
-import { setupOpenApi } from '../openapi.js';
-
-const TOKEN = 'test-admin-token-messages-0123';
-
-/** The admin API only appends (through the outbox) and asks for health; nothing here reads the log. */
-const unusedLog: EventLog = {
-  append: async () => undefined,
-  subscribe: () => Promise.reject(new Error('not used by the admin API')),
-  readRange: () => {
-    throw new Error('not used by the admin API');
-  },
-  isHealthy: async () => true,
-  close: async () => undefined,
-};
-
-/** What apps/relay's RuntimeModule provides globally, built from test parts. */
-@Module({})
-class TestRuntimeModule {
-  static forRoot(deps: { dataSource: DataSource; dataDir: string }): DynamicModule {
-    return {
-      module: TestRuntimeModule,
-      global: true,
-      providers: [
-        { provide: RELAY_CONFIG, useValue: loadConfig({ ADMIN_TOKEN: TOKEN, RELAY_DATA_DIR: deps.dataDir }) },
-        { provide: LOGGER, useValue: createLogger('error', {}, () => undefined) },
-        { provide: EVENT_LOG, useValue: unusedLog },
-        { provide: DataSource, useValue: deps.dataSource },
-      ],
-      exports: [RELAY_CONFIG, LOGGER, EVENT_LOG, DataSource],
-    };
-  }
-}
-
-interface Reply<T = Record<string, unknown>> {
-  readonly status: number;
-  readonly body: T;
-}
+import { DeliveryReportProjector, type DeliveryReportEvent } from '@relay/persistence';
+import { startAdminApiTestApp, type AdminApiTestApp, type Reply } from '../testing/admin-api-test-app.js';
 
 interface Page {
   items: { id: string; status: string; receivedAt: string }[];
   nextCursor: string | null;
 }
 
-let db: TestDatabase;
+let api: AdminApiTestApp;
 let dataSource: DataSource;
-let dataDir: string;
-let app: INestApplication;
-let baseUrl: string;
 let accountId: string;
 
-async function call<T = Record<string, unknown>>(
-  path: string,
-  token: string | null = TOKEN,
-): Promise<Reply<T>> {
-  const response = await fetch(`${baseUrl}${path}`, {
-    headers: token === null ? {} : { authorization: `Bearer ${token}` },
-  });
-  const text = await response.text();
-  return { status: response.status, body: (text ? JSON.parse(text) : {}) as T };
-}
+const call = <T = Record<string, unknown>>(path: string, token?: string | null): Promise<Reply<T>> =>
+  api.request<T>('GET', path, { token });
 
 /** Writes the report rows exactly as the projector does when it reads these events from the log. */
 async function project(events: readonly RelayEvent[]): Promise<void> {
@@ -146,34 +83,13 @@ function delivered(messageId: string, minute: number, recipient: string): RelayE
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase('admin_messages');
-  dataDir = await mkdtemp(join(tmpdir(), 'relay-admin-messages-'));
-  dataSource = await createDataSource({ url: db.url, entities: ACCOUNT_ENTITIES, poolSize: 4 }).initialize();
-  app = await NestFactory.create(
-    { module: AdminApiModule, imports: [TestRuntimeModule.forRoot({ dataSource, dataDir })] },
-    { logger: false },
-  );
-  setupOpenApi(app);
-  await app.listen(0, '127.0.0.1');
-  baseUrl = `http://127.0.0.1:${((app.getHttpServer() as Server).address() as AddressInfo).port}`;
-  const created = await fetch(`${baseUrl}/v1/accounts`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({
-      name: 'Example',
-      username: 'example-app',
-      password: 'a long enough password',
-      allowedFrom: ['@example.com'],
-    }),
-  });
-  accountId = String(((await created.json()) as { id: string }).id);
+  api = await startAdminApiTestApp({ name: 'messages' });
+  dataSource = api.dataSource;
+  accountId = await api.newAccount({ username: 'example-app' });
 });
 
 afterAll(async () => {
-  await app?.close();
-  await dataSource?.destroy();
-  await db?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await api?.close();
 });
 
 describe('GET /v1/messages/:messageId', () => {

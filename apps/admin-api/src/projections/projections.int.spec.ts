@@ -1,105 +1,27 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { type DynamicModule, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DataSource, type MigrationInterface } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, LOGGER, loadConfig, RELAY_CONFIG } from '@relay/config';
 import { createEvent, type RelayEvent } from '@relay/domain';
-import { EVENT_LOG, PostgresEventLog } from '@relay/event-log';
+import type { EventLog } from '@relay/event-log';
+import { QuotaUsageProjector, type ProjectionRunner } from '@relay/persistence';
 import {
-  ACCOUNT_ENTITIES,
-  createDataSource,
-  ProjectionRunner,
-  QuotaUsageProjector,
-} from '@relay/persistence';
-import { createTestDatabase, type TestDatabase } from '@relay/testing';
-import { AdminApiModule } from '../admin-api.module.js';
-import { setupOpenApi } from '../openapi.js';
+  startAdminApiTestApp,
+  until,
+  type AdminApiTestApp,
+  type Reply,
+} from '../testing/admin-api-test-app.js';
 import type { ProjectionStatus } from './projection-status.js';
 
-const TOKEN = 'test-admin-token-projections-0123';
-const silent = createLogger('error', {}, () => undefined);
-
-/** What apps/relay's RuntimeModule provides globally, built from test parts. */
-@Module({})
-class TestRuntimeModule {
-  static forRoot(deps: {
-    dataSource: DataSource;
-    eventLog: PostgresEventLog;
-    dataDir: string;
-  }): DynamicModule {
-    return {
-      module: TestRuntimeModule,
-      global: true,
-      providers: [
-        { provide: RELAY_CONFIG, useValue: loadConfig({ ADMIN_TOKEN: TOKEN, RELAY_DATA_DIR: deps.dataDir }) },
-        { provide: LOGGER, useValue: silent },
-        { provide: EVENT_LOG, useValue: deps.eventLog },
-        { provide: DataSource, useValue: deps.dataSource },
-      ],
-      exports: [RELAY_CONFIG, LOGGER, EVENT_LOG, DataSource],
-    };
-  }
-}
-
-/** Until migrations.ts lists QuotaUsage1764381100000 (and the test template has the tables). */
-async function ensureQuotaTables(dataSource: DataSource): Promise<void> {
-  const [row] = await dataSource.query<{ t: string | null }[]>(`SELECT to_regclass('quota_usage') AS t`);
-  if (row?.t) return;
-  const path = '../../../../libs/persistence/src/migrations/1764381100000-quota-usage.js';
-  const module = (await import(path)) as { QuotaUsage1764381100000: new () => MigrationInterface };
-  const runner = dataSource.createQueryRunner();
-  try {
-    await new module.QuotaUsage1764381100000().up(runner);
-  } finally {
-    await runner.release();
-  }
-}
-
-interface Reply<T = Record<string, unknown>> {
-  readonly status: number;
-  readonly body: T;
-}
-
-let db: TestDatabase;
+let api: AdminApiTestApp;
 let dataSource: DataSource;
-let dataDir: string;
-let eventLog: PostgresEventLog;
+let eventLog: EventLog;
 let runner: ProjectionRunner;
-let app: NestExpressApplication;
-let baseUrl: string;
 
-async function call<T = Record<string, unknown>>(
+const call = <T = Record<string, unknown>>(
   method: string,
   path: string,
   options: { token?: string | null } = {},
-): Promise<Reply<T>> {
-  const token = options.token === undefined ? TOKEN : options.token;
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers: token === null ? {} : { authorization: `Bearer ${token}` },
-  });
-  const text = await response.text();
-  const json: unknown =
-    (response.headers.get('content-type') ?? '').includes('json') && text ? JSON.parse(text) : {};
-  return { status: response.status, body: json as T };
-}
-
-async function until<T>(probe: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const value = await probe();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await sleep(25);
-  }
-}
+): Promise<Reply<T>> => api.request<T>(method, path, options);
 
 const status = async (name: string): Promise<ProjectionStatus> => {
   const reply = await call<ProjectionStatus>('GET', `/v1/projections/${name}`);
@@ -123,6 +45,7 @@ async function caughtUp(event: RelayEvent, generation: number): Promise<Projecti
     () => status('quota'),
     (s) => s.generation === generation && (s.positions[0]?.offset ?? '') >= offset,
     `generation ${generation} at ${offset}`,
+    30_000,
   );
 }
 
@@ -208,37 +131,18 @@ function mixedRun(count: number, accounts: readonly [string, string]): RelayEven
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase('admin_projections');
-  dataDir = await mkdtemp(join(tmpdir(), 'relay-admin-projections-'));
-  dataSource = await createDataSource({ url: db.url, entities: ACCOUNT_ENTITIES, poolSize: 8 }).initialize();
-  await ensureQuotaTables(dataSource);
-  eventLog = await PostgresEventLog.connect({ url: db.url, pollIntervalMs: 50, logger: silent });
-  // A projector process beside the admin API; it looks for a rebuild every 100 ms (5 s in production).
-  runner = new ProjectionRunner({
-    projection: new QuotaUsageProjector(),
-    log: eventLog,
-    dataSource,
-    logger: silent,
-    maxBatchSize: 25,
-    generationCheckMs: 100,
+  api = await startAdminApiTestApp({
+    name: 'projections',
+    eventLog: 'postgres',
+    // A projector process beside the admin API; it looks for a rebuild every 100 ms (5 s in production).
+    projections: [{ projection: new QuotaUsageProjector(), maxBatchSize: 25, generationCheckMs: 100 }],
   });
-  await runner.start();
-  app = await NestFactory.create<NestExpressApplication>(
-    { module: AdminApiModule, imports: [TestRuntimeModule.forRoot({ dataSource, eventLog, dataDir })] },
-    { logger: false },
-  );
-  setupOpenApi(app);
-  await app.listen(0, '127.0.0.1');
-  baseUrl = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  ({ dataSource, eventLog } = api);
+  runner = api.runners[0]!;
 });
 
 afterAll(async () => {
-  await app?.close();
-  await runner?.stop();
-  await eventLog?.close();
-  await dataSource?.destroy();
-  await db?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await api?.close();
 });
 
 describe('/v1/projections', () => {

@@ -1,68 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type DynamicModule, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DataSource, type MigrationInterface } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, LOGGER, loadConfig, RELAY_CONFIG } from '@relay/config';
 import { createEvent, type EventOfType } from '@relay/domain';
-import { EVENT_LOG, PostgresEventLog } from '@relay/event-log';
-import { ACCOUNT_ENTITIES, createDataSource, OutboxRelay } from '@relay/persistence';
-import { createTestDatabase, type TestDatabase } from '@relay/testing';
-import { AdminApiModule } from '../admin-api.module.js';
-import { setupOpenApi } from '../openapi.js';
+import type { EventLog } from '@relay/event-log';
+import { startAdminApiTestApp, type AdminApiTestApp, type Reply } from '../testing/admin-api-test-app.js';
 
-const TOKEN = 'test-admin-token-resends-0123456789';
 const UNKNOWN_ACCOUNT = '6f1c7a8e-3b5d-4e2f-9a1b-0c2d3e4f5a6b';
 const HOUR = 3_600_000;
-const silent = createLogger('error', {}, () => undefined);
-
-/** What apps/relay's RuntimeModule provides globally, built from test parts. */
-@Module({})
-class TestRuntimeModule {
-  static forRoot(deps: {
-    dataSource: DataSource;
-    eventLog: PostgresEventLog;
-    dataDir: string;
-  }): DynamicModule {
-    return {
-      module: TestRuntimeModule,
-      global: true,
-      providers: [
-        { provide: RELAY_CONFIG, useValue: loadConfig({ ADMIN_TOKEN: TOKEN, RELAY_DATA_DIR: deps.dataDir }) },
-        { provide: LOGGER, useValue: silent },
-        { provide: EVENT_LOG, useValue: deps.eventLog },
-        { provide: DataSource, useValue: deps.dataSource },
-      ],
-      exports: [RELAY_CONFIG, LOGGER, EVENT_LOG, DataSource],
-    };
-  }
-}
-
-/** Until migrations.ts lists Resends1764381200000 (and the test template has the tables). */
-async function ensureResendTables(dataSource: DataSource): Promise<void> {
-  const [row] = await dataSource.query<{ t: string | null }[]>(`SELECT to_regclass('resends') AS t`);
-  if (row?.t) return;
-  const path = '../../../../libs/persistence/src/migrations/1764381200000-resends.js';
-  const module = (await import(path)) as { Resends1764381200000: new () => MigrationInterface };
-  const runner = dataSource.createQueryRunner();
-  try {
-    await new module.Resends1764381200000().up(runner);
-  } finally {
-    await runner.release();
-  }
-}
-
-interface Reply<T = Record<string, unknown>> {
-  readonly status: number;
-  readonly body: T;
-  readonly headers: Headers;
-}
 
 interface Accepted {
   id: string;
@@ -77,43 +22,15 @@ interface DryRun {
   total: number;
 }
 
-let db: TestDatabase;
+let api: AdminApiTestApp;
 let dataSource: DataSource;
-let dataDir: string;
-let eventLog: PostgresEventLog;
-let relay: OutboxRelay;
-let app: NestExpressApplication;
+let eventLog: EventLog;
 let baseUrl: string;
 
-async function call<T = Record<string, unknown>>(
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<Reply<T>> {
-  const headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  const json: unknown =
-    (response.headers.get('content-type') ?? '').includes('json') && text ? JSON.parse(text) : {};
-  return { status: response.status, body: json as T, headers: response.headers };
-}
+const call = <T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<Reply<T>> =>
+  api.request<T>(method, path, { body });
 
-let accounts = 0;
-async function newAccount(): Promise<string> {
-  const reply = await call<{ id: string }>('POST', '/v1/accounts', {
-    name: 'Shop',
-    username: `resends-${++accounts}`,
-    password: 'a long enough password',
-    allowedFrom: ['@shop.example'],
-  });
-  expect(reply.status).toBe(201);
-  return reply.body.id;
-}
+const newAccount = (): Promise<string> => api.newAccount({ name: 'Shop', allowedFrom: ['@shop.example'] });
 
 const quotaExceeded = (
   accountId: string,
@@ -164,34 +81,12 @@ const resendRows = async (accountId: string): Promise<number> => {
 const near = (iso: string, expected: number): boolean => Math.abs(Date.parse(iso) - expected) < 10_000;
 
 beforeAll(async () => {
-  db = await createTestDatabase('admin_resends');
-  dataDir = await mkdtemp(join(tmpdir(), 'relay-admin-resends-'));
-  dataSource = await createDataSource({ url: db.url, entities: ACCOUNT_ENTITIES, poolSize: 8 }).initialize();
-  await ensureResendTables(dataSource);
-  eventLog = await PostgresEventLog.connect({ url: db.url, pollIntervalMs: 50, logger: silent });
-  relay = new OutboxRelay({
-    url: db.url,
-    append: (events) => eventLog.append(events),
-    pollIntervalMs: 50,
-    logger: silent,
-  });
-  relay.start();
-  app = await NestFactory.create<NestExpressApplication>(
-    { module: AdminApiModule, imports: [TestRuntimeModule.forRoot({ dataSource, eventLog, dataDir })] },
-    { logger: false },
-  );
-  setupOpenApi(app);
-  await app.listen(0, '127.0.0.1');
-  baseUrl = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  api = await startAdminApiTestApp({ name: 'resends', eventLog: 'postgres', outboxRelayPollMs: 50 });
+  ({ dataSource, eventLog, baseUrl } = api);
 });
 
 afterAll(async () => {
-  await app?.close();
-  await relay?.stop();
-  await eventLog?.close();
-  await dataSource?.destroy();
-  await db?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await api?.close();
 });
 
 describe('POST /v1/accounts/:id/resends', () => {

@@ -1,23 +1,21 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform, Type } from 'class-transformer';
+import { Transform } from 'class-transformer';
 import {
   ArrayMaxSize,
   ArrayNotEmpty,
   IsArray,
   IsDefined,
   IsIn,
-  IsInt,
   IsOptional,
   IsString,
-  Max,
   MaxLength,
-  Min,
   ValidateBy,
   ValidateIf,
 } from 'class-validator';
 import type { SuppressionList } from '@relay/domain';
 import { isSuppressionCursor, SUPPRESSION_LISTS } from '@relay/persistence';
+import { NextCursorField, PageCursorField, PageSizeField } from '../page.dto.js';
 import { isListableAddress, MAX_REASON_LENGTH } from './suppression-import.js';
 
 /**
@@ -65,27 +63,12 @@ export class SearchSuppressionsQueryDto {
   )
   q?: string;
 
-  @applyDecorators(
-    ApiPropertyOptional({ description: 'Page size.', default: 50, minimum: 1, maximum: 500 }),
-    IsOptional(),
-    Type(() => Number),
-    IsInt({ message: 'limit must be a whole number' }),
-    Min(1),
-    Max(500),
-  )
-  limit?: number;
+  @PageSizeField(500) limit?: number;
 
-  @applyDecorators(
-    ApiPropertyOptional({ description: 'The nextCursor of the previous page (same list and q).' }),
-    IsOptional(),
-    IsString(),
-    ValidateBy({
-      name: 'isSuppressionCursor',
-      validator: {
-        validate: (value: unknown) => typeof value === 'string' && isSuppressionCursor(value),
-        defaultMessage: () => 'cursor must be the nextCursor of a previous page',
-      },
-    }),
+  @PageCursorField(
+    'The nextCursor of the previous page (same list and q).',
+    'isSuppressionCursor',
+    isSuppressionCursor,
   )
   cursor?: string;
 }
@@ -194,12 +177,7 @@ export class SuppressionDto {
 
 export class SuppressionPageDto {
   @ApiProperty({ type: [SuppressionDto], description: 'Newest first.' }) items!: SuppressionDto[];
-  @ApiProperty({
-    type: String,
-    nullable: true,
-    description: 'Pass as ?cursor= for the next page; null on the last.',
-  })
-  nextCursor!: string | null;
+  @NextCursorField() nextCursor!: string | null;
 }
 
 export class SuppressionsAddedDto {

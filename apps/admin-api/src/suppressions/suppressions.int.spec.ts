@@ -1,59 +1,17 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { type DynamicModule, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DataSource } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, LOGGER, loadConfig, RELAY_CONFIG } from '@relay/config';
 import type { RelayEvent } from '@relay/domain';
-import { EVENT_LOG, PostgresEventLog } from '@relay/event-log';
+import { SuppressionsProjector } from '@relay/persistence';
 import {
-  ACCOUNT_ENTITIES,
-  createDataSource,
-  OutboxRelay,
-  ProjectionRunner,
-  SuppressionsProjector,
-} from '@relay/persistence';
-import { createTestDatabase, type TestDatabase } from '@relay/testing';
-import { AdminApiModule } from '../admin-api.module.js';
-import { setupOpenApi } from '../openapi.js';
+  startAdminApiTestApp,
+  TEST_ADMIN_TOKEN as TOKEN,
+  until,
+  type AdminApiTestApp,
+  type Reply,
+  type RequestOptions,
+} from '../testing/admin-api-test-app.js';
 
-const TOKEN = 'test-admin-token-suppressions-0123';
 const UNKNOWN_ACCOUNT = '6f1c7a8e-3b5d-4e2f-9a1b-0c2d3e4f5a6b';
-const silent = createLogger('error', {}, () => undefined);
-
-/** What apps/relay's RuntimeModule provides globally, built from test parts. */
-@Module({})
-class TestRuntimeModule {
-  static forRoot(deps: {
-    dataSource: DataSource;
-    eventLog: PostgresEventLog;
-    dataDir: string;
-  }): DynamicModule {
-    return {
-      module: TestRuntimeModule,
-      global: true,
-      providers: [
-        { provide: RELAY_CONFIG, useValue: loadConfig({ ADMIN_TOKEN: TOKEN, RELAY_DATA_DIR: deps.dataDir }) },
-        { provide: LOGGER, useValue: silent },
-        { provide: EVENT_LOG, useValue: deps.eventLog },
-        { provide: DataSource, useValue: deps.dataSource },
-      ],
-      exports: [RELAY_CONFIG, LOGGER, EVENT_LOG, DataSource],
-    };
-  }
-}
-
-interface Reply<T = Record<string, unknown>> {
-  readonly status: number;
-  readonly body: T;
-  readonly text: string;
-  readonly headers: Headers;
-}
 
 interface Entry {
   address: string;
@@ -68,57 +26,18 @@ interface Page {
   nextCursor: string | null;
 }
 
-let db: TestDatabase;
+let api: AdminApiTestApp;
 let dataSource: DataSource;
-let dataDir: string;
-let eventLog: PostgresEventLog;
-let relay: OutboxRelay;
-let runner: ProjectionRunner;
-let app: NestExpressApplication;
 let baseUrl: string;
 
-async function call<T = Record<string, unknown>>(
+const call = <T = Record<string, unknown>>(
   method: string,
   path: string,
   body?: unknown,
-  options: { token?: string | null; contentType?: string } = {},
-): Promise<Reply<T>> {
-  const token = options.token === undefined ? TOKEN : options.token;
-  const headers: Record<string, string> = {};
-  if (token !== null) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await response.text();
-  const json: unknown =
-    (response.headers.get('content-type') ?? '').includes('json') && text ? JSON.parse(text) : {};
-  return { status: response.status, body: json as T, text, headers: response.headers };
-}
+  options: Omit<RequestOptions, 'body'> = {},
+): Promise<Reply<T>> => api.request<T>(method, path, { ...options, body });
 
-let accounts = 0;
-async function newAccount(): Promise<string> {
-  const reply = await call<{ id: string }>('POST', '/v1/accounts', {
-    name: 'Example',
-    username: `suppressions-${++accounts}`,
-    password: 'a long enough password',
-    allowedFrom: ['@example.com'],
-  });
-  expect(reply.status).toBe(201);
-  return reply.body.id;
-}
-
-async function until<T>(probe: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await probe();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await sleep(25);
-  }
-}
+const newAccount = (): Promise<string> => api.newAccount();
 
 const search = async (accountId: string, query = ''): Promise<Page> => {
   const reply = await call<Page>('GET', `/v1/accounts/${accountId}/suppressions?limit=500&${query}`);
@@ -146,44 +65,20 @@ async function logged(accountId: string): Promise<RelayEvent[]> {
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase('admin_suppressions');
-  dataDir = await mkdtemp(join(tmpdir(), 'relay-admin-suppressions-'));
-  dataSource = await createDataSource({ url: db.url, entities: ACCOUNT_ENTITIES, poolSize: 8 }).initialize();
-  eventLog = await PostgresEventLog.connect({ url: db.url, pollIntervalMs: 50, logger: silent });
   // The path of an admin change: outbox -> relay -> event log -> projector -> the list GET reads.
-  relay = new OutboxRelay({
-    url: db.url,
-    append: (events) => eventLog.append(events),
-    pollIntervalMs: 100,
-    logger: silent,
+  api = await startAdminApiTestApp({
+    name: 'suppressions',
+    eventLog: 'postgres',
+    outboxRelayPollMs: 100,
+    projections: [{ projection: new SuppressionsProjector() }],
+    // As apps/relay must: 10 000 addresses in one JSON body exceed the parser's default 100 kB.
+    jsonBodyLimit: '3mb',
   });
-  relay.start();
-  runner = new ProjectionRunner({
-    projection: new SuppressionsProjector(),
-    log: eventLog,
-    dataSource,
-    logger: silent,
-  });
-  await runner.start();
-  app = await NestFactory.create<NestExpressApplication>(
-    { module: AdminApiModule, imports: [TestRuntimeModule.forRoot({ dataSource, eventLog, dataDir })] },
-    { logger: false },
-  );
-  // As apps/relay must: 10 000 addresses in one JSON body exceed the parser's default 100 kB.
-  app.useBodyParser('json', { limit: '3mb' });
-  setupOpenApi(app);
-  await app.listen(0, '127.0.0.1');
-  baseUrl = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  ({ dataSource, baseUrl } = api);
 });
 
 afterAll(async () => {
-  await app?.close();
-  await runner?.stop();
-  await relay?.stop();
-  await eventLog?.close();
-  await dataSource?.destroy();
-  await db?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await api?.close();
 });
 
 describe('POST /v1/accounts/:id/suppressions', () => {

@@ -1,125 +1,28 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { type DynamicModule, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DataSource, type MigrationInterface } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, LOGGER, loadConfig, RELAY_CONFIG } from '@relay/config';
 import { createEvent, periodOf, type RelayEvent } from '@relay/domain';
-import { EVENT_LOG, PostgresEventLog } from '@relay/event-log';
+import type { EventLog } from '@relay/event-log';
+import { QuotaUsageProjector, type QuotaUsageReport } from '@relay/persistence';
 import {
-  ACCOUNT_ENTITIES,
-  createDataSource,
-  ProjectionRunner,
-  QuotaUsageProjector,
-  type QuotaUsageReport,
-} from '@relay/persistence';
-import { createTestDatabase, type TestDatabase } from '@relay/testing';
-import { AdminApiModule } from '../admin-api.module.js';
-import { setupOpenApi } from '../openapi.js';
+  startAdminApiTestApp,
+  until,
+  type AdminApiTestApp,
+  type Reply,
+} from '../testing/admin-api-test-app.js';
 
-const TOKEN = 'test-admin-token-usage-0123456789';
 const UNKNOWN_ACCOUNT = '6f1c7a8e-3b5d-4e2f-9a1b-0c2d3e4f5a6b';
-const silent = createLogger('error', {}, () => undefined);
 
-/** What apps/relay's RuntimeModule provides globally, built from test parts. */
-@Module({})
-class TestRuntimeModule {
-  static forRoot(deps: {
-    dataSource: DataSource;
-    eventLog: PostgresEventLog;
-    dataDir: string;
-  }): DynamicModule {
-    return {
-      module: TestRuntimeModule,
-      global: true,
-      providers: [
-        { provide: RELAY_CONFIG, useValue: loadConfig({ ADMIN_TOKEN: TOKEN, RELAY_DATA_DIR: deps.dataDir }) },
-        { provide: LOGGER, useValue: silent },
-        { provide: EVENT_LOG, useValue: deps.eventLog },
-        { provide: DataSource, useValue: deps.dataSource },
-      ],
-      exports: [RELAY_CONFIG, LOGGER, EVENT_LOG, DataSource],
-    };
-  }
-}
+let api: AdminApiTestApp;
+let eventLog: EventLog;
 
-/** Until migrations.ts lists QuotaUsage1764381100000 (and the test template has the tables). */
-async function ensureQuotaTables(dataSource: DataSource): Promise<void> {
-  const [row] = await dataSource.query<{ t: string | null }[]>(`SELECT to_regclass('quota_usage') AS t`);
-  if (row?.t) return;
-  const path = '../../../../libs/persistence/src/migrations/1764381100000-quota-usage.js';
-  const module = (await import(path)) as { QuotaUsage1764381100000: new () => MigrationInterface };
-  const runner = dataSource.createQueryRunner();
-  try {
-    await new module.QuotaUsage1764381100000().up(runner);
-  } finally {
-    await runner.release();
-  }
-}
-
-interface Reply<T = Record<string, unknown>> {
-  readonly status: number;
-  readonly body: T;
-  readonly headers: Headers;
-}
-
-let db: TestDatabase;
-let dataSource: DataSource;
-let dataDir: string;
-let eventLog: PostgresEventLog;
-let runner: ProjectionRunner;
-let app: NestExpressApplication;
-let baseUrl: string;
-
-async function call<T = Record<string, unknown>>(
+const call = <T = Record<string, unknown>>(
   method: string,
   path: string,
   body?: unknown,
   options: { token?: string | null } = {},
-): Promise<Reply<T>> {
-  const token = options.token === undefined ? TOKEN : options.token;
-  const headers: Record<string, string> = {};
-  if (token !== null) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  const json: unknown =
-    (response.headers.get('content-type') ?? '').includes('json') && text ? JSON.parse(text) : {};
-  return { status: response.status, body: json as T, headers: response.headers };
-}
+): Promise<Reply<T>> => api.request<T>(method, path, { ...options, body });
 
-let accounts = 0;
-async function newAccount(plan: Record<string, unknown> = {}): Promise<string> {
-  const reply = await call<{ id: string }>('POST', '/v1/accounts', {
-    name: 'Example',
-    username: `usage-${++accounts}`,
-    password: 'a long enough password',
-    allowedFrom: ['@example.com'],
-    ...plan,
-  });
-  expect(reply.status).toBe(201);
-  return reply.body.id;
-}
-
-async function until<T>(probe: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await probe();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await sleep(25);
-  }
-}
+const newAccount = (plan: Record<string, unknown> = {}): Promise<string> => api.newAccount(plan);
 
 const usage = async (accountId: string, period?: string): Promise<QuotaUsageReport> => {
   const reply = await call<QuotaUsageReport>(
@@ -191,35 +94,17 @@ function decided(
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase('admin_usage');
-  dataDir = await mkdtemp(join(tmpdir(), 'relay-admin-usage-'));
-  dataSource = await createDataSource({ url: db.url, entities: ACCOUNT_ENTITIES, poolSize: 8 }).initialize();
-  await ensureQuotaTables(dataSource);
-  eventLog = await PostgresEventLog.connect({ url: db.url, pollIntervalMs: 50, logger: silent });
   // The path of a decision: event log -> quota projector -> the usage GET reads.
-  runner = new ProjectionRunner({
-    projection: new QuotaUsageProjector(),
-    log: eventLog,
-    dataSource,
-    logger: silent,
+  api = await startAdminApiTestApp({
+    name: 'usage',
+    eventLog: 'postgres',
+    projections: [{ projection: new QuotaUsageProjector() }],
   });
-  await runner.start();
-  app = await NestFactory.create<NestExpressApplication>(
-    { module: AdminApiModule, imports: [TestRuntimeModule.forRoot({ dataSource, eventLog, dataDir })] },
-    { logger: false },
-  );
-  setupOpenApi(app);
-  await app.listen(0, '127.0.0.1');
-  baseUrl = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  eventLog = api.eventLog;
 });
 
 afterAll(async () => {
-  await app?.close();
-  await runner?.stop();
-  await eventLog?.close();
-  await dataSource?.destroy();
-  await db?.drop();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  await api?.close();
 });
 
 describe('GET /v1/accounts/:id/usage', () => {

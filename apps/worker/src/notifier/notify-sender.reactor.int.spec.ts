@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { DataSource, type MigrationInterface } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, LOGGER, RELAY_CONFIG, silentLogger, type RelayConfig } from '@relay/config';
 import { parseDeliveryStatusNotification } from '@relay/delivery';
@@ -35,6 +35,7 @@ import { DeliveryQueueRepository } from '../delivery/delivery-queue.repository.j
 import { MessageRenderer } from '../delivery/message-renderer.js';
 import { RENDER_SETTINGS } from '../delivery/render-settings.port.js';
 import { SUPPRESSION_LOOKUP } from '../policy/suppression-lookup.port.js';
+import { waitFor as waitForValue } from '../testing/wait-for.js';
 import { NotificationMailer } from './notification-mailer.js';
 import { NotificationsRepository } from './notifications.repository.js';
 import { NotifySenderReactor } from './notify-sender.reactor.js';
@@ -46,39 +47,13 @@ const AUTHOR = 'orders@shop.example';
 /** The capture MX refuses these as unknown users. */
 const UNKNOWN = new Set(['bob@unknown.example', 'gone-sender@shop.example']);
 
-/**
- * Applies the notifier's migration when the test database's template does not have it yet (until
- * migrations.ts lists it); afterwards this finds the tables and does nothing.
- */
-async function ensureNotificationTables(dataSource: DataSource): Promise<void> {
-  const [row] = await dataSource.query<{ t: string | null }[]>(
-    `SELECT to_regclass('notification_messages') AS t`,
-  );
-  if (row?.t) return;
-  const path = '../../../../libs/persistence/src/migrations/1764380900000-notifications.js';
-  const module = (await import(path)) as { Notifications1764380900000: new () => MigrationInterface };
-  const runner = dataSource.createQueryRunner();
-  try {
-    await new module.Notifications1764380900000().up(runner);
-  } finally {
-    await runner.release();
-  }
-}
-
 const ajv = new Ajv2020({ strict: true, allowUnionTypes: true, allErrors: true });
 ajv.addFormat('uuid', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
 ajv.addFormat('date-time', { type: 'string', validate: (value: string) => !Number.isNaN(Date.parse(value)) });
 const validNotificationSent = ajv.compile(EVENT_SCHEMAS.NotificationSent);
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> =>
+  waitForValue(what, probe, 50);
 
 /** The top-level headers of a captured message, unfolded. */
 function headerOf(message: CapturedMessage, name: string): string | undefined {
@@ -196,7 +171,6 @@ describe('NotifySenderReactor', () => {
   beforeAll(async () => {
     db = await createTestDatabase('notifier');
     dataSource = await createDataSource({ url: db.url, entities: [...ACCOUNT_ENTITIES] }).initialize();
-    await ensureNotificationTables(dataSource);
     eventLog = await PostgresEventLog.connect({ url: db.url, logger: silentLogger });
     outbox = new OutboxRelay({ url: db.url, append: (e) => eventLog.append(e), logger: silentLogger });
     outbox.start();

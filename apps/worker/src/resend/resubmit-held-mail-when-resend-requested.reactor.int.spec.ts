@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { DataSource, type MigrationInterface } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LOGGER, silentLogger } from '@relay/config';
 import { createEvent, type EventOfType, type RelayEvent } from '@relay/domain';
@@ -34,26 +33,10 @@ import {
   type ResendInProgress,
   type Resubmitted,
 } from './resubmissions.repository.js';
+import { waitFor } from '../testing/wait-for.js';
 import { ResubmitHeldMailWhenResendRequestedReactor } from './resubmit-held-mail-when-resend-requested.reactor.js';
 
 const HOUR = 3_600_000;
-
-/**
- * Applies the resends migration when the test database's template does not have it yet (until
- * migrations.ts lists it); afterwards this finds the tables and does nothing.
- */
-async function ensureResendTables(dataSource: DataSource): Promise<void> {
-  const [row] = await dataSource.query<{ t: string | null }[]>(`SELECT to_regclass('resends') AS t`);
-  if (row?.t) return;
-  const path = '../../../../libs/persistence/src/migrations/1764381200000-resends.js';
-  const module = (await import(path)) as { Resends1764381200000: new () => MigrationInterface };
-  const runner = dataSource.createQueryRunner();
-  try {
-    await new module.Resends1764381200000().up(runner);
-  } finally {
-    await runner.release();
-  }
-}
 
 /** The log, recording each event whose batch a subscriber finished (and each failed batch). */
 class ObservedLog implements EventLog {
@@ -111,16 +94,6 @@ class CrashingResubmissions extends ResubmissionsRepository {
       throw new Error('worker crashed mid-resend');
     }
     return result;
-  }
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
   }
 }
 
@@ -243,7 +216,6 @@ describe.each<WriteMode>(['outbox relay', 'direct'])(
     beforeAll(async () => {
       db = await createTestDatabase('resend_reactor');
       dataSource = await createDataSource({ url: db.url, poolSize: 8 }).initialize();
-      await ensureResendTables(dataSource);
       postgresLog = await PostgresEventLog.connect({ url: db.url, pollIntervalMs: 50, logger: silentLogger });
       log = new ObservedLog(postgresLog);
       if (mode === 'direct') {

@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Kafka, logLevel } from 'kafkajs';
 import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvent, type EventOfType, type RelayEvent } from '@relay/domain';
-import { KafkaEventLog, PostgresEventLog, type EventLog } from '@relay/event-log';
-import { createTestDatabase, TEST_KAFKA_BROKERS, type TestDatabase } from '@relay/testing';
-import { createDataSource } from '../../data-source.js';
-import type { ProjectedEvent, ProjectionLog, ProjectionLogger } from '../projection.js';
-import { ProjectionRunner } from '../projection-runner.js';
+import {
+  project,
+  startProjectionHarness,
+  startRunner,
+  stopProjectionHarness,
+  until,
+  type ProjectionHarness,
+} from '../testing/projection-harness.js';
 import type { MessageReport, RecipientReport } from './delivery-report.js';
 import { DeliveryReportProjector } from './delivery-report.projector.js';
 import { DeliveryReportsRepository } from './delivery-reports.repository.js';
@@ -19,8 +20,6 @@ const ADA = 'ada@example.org';
 const GRACE = 'grace@example.net';
 const MX_ORG = 'mx1.example.org';
 const MX_NET = 'mx.example.net';
-
-const quiet: ProjectionLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** Second `s` of the test's day, as the events write times. */
 const at = (s: number): string => new Date(Date.UTC(2025, 2, 14, 9, 0, 0) + s * 1000).toISOString();
@@ -209,82 +208,30 @@ const recipientFields = (recipient: string, fields: Partial<RecipientReport>): R
   ...fields,
 });
 
-/** Passes batches through to the log and records what the runner finished (and when it failed one). */
-class ObservedLog implements ProjectionLog {
-  readonly handled = new Map<string, number>();
-  failAfterCommitOnce = false;
-
-  constructor(private readonly log: EventLog) {}
-
-  subscribe(options: Parameters<ProjectionLog['subscribe']>[0]): ReturnType<ProjectionLog['subscribe']> {
-    return this.log.subscribe({
-      ...options,
-      handle: async (batch: readonly ProjectedEvent[]) => {
-        await options.handle(batch);
-        for (const { event } of batch) this.handled.set(event.id, (this.handled.get(event.id) ?? 0) + 1);
-        if (this.failAfterCommitOnce) {
-          this.failAfterCommitOnce = false;
-          throw new Error('lost the log position commit');
-        }
-      },
-    });
-  }
-}
-
-async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
 /** One log, a runner of the delivery report on it, and the repository the admin API reads with. */
-interface Harness {
-  readonly log: EventLog;
-  readonly observed: ObservedLog;
-  readonly reports: DeliveryReportsRepository;
-  runner: ProjectionRunner;
-}
+type Harness = ProjectionHarness<DeliveryReportProjector> & { readonly reports: DeliveryReportsRepository };
 
-function startRunner(harness: Omit<Harness, 'runner'>, dataSource: DataSource): ProjectionRunner {
-  return new ProjectionRunner({
-    projection: new DeliveryReportProjector(),
-    log: harness.observed,
-    dataSource,
-    logger: quiet,
-    generationCheckMs: 200,
-  });
-}
-
-/** Appends the events and waits until the runner has committed every one of them. */
-async function project(harness: Harness, events: readonly RelayEvent[]): Promise<void> {
-  await harness.log.append(events);
-  await until(() => events.every((e) => harness.observed.handled.has(e.id)), 'the projection');
-}
+const withReports = (harness: ProjectionHarness<DeliveryReportProjector>): Harness => ({
+  ...harness,
+  reports: new DeliveryReportsRepository(harness.dataSource),
+});
 
 describe('delivery report projection on the Postgres event log', () => {
-  let db: TestDatabase;
   let dataSource: DataSource;
   let h: Harness;
 
   beforeAll(async () => {
-    db = await createTestDatabase('delivery_report');
-    dataSource = await createDataSource({ url: db.url, poolSize: 6 }).initialize();
-    const log = await PostgresEventLog.connect({ url: db.url, pollIntervalMs: 50, logger: quiet });
-    const observed = new ObservedLog(log);
-    const reports = new DeliveryReportsRepository(dataSource);
-    const runner = startRunner({ log, observed, reports }, dataSource);
-    h = { log, observed, reports, runner };
-    await runner.start();
+    h = withReports(
+      await startProjectionHarness({
+        database: 'delivery_report',
+        projector: new DeliveryReportProjector(),
+        generationCheckMs: 200,
+      }),
+    );
+    dataSource = h.dataSource;
   });
 
-  afterAll(async () => {
-    await h?.runner.stop();
-    await h?.log.close();
-    await dataSource?.destroy();
-    await db?.drop();
-  });
+  afterAll(() => stopProjectionHarness(h));
 
   it('follows a message from MessageReceived through retries to Delivered, per recipient', async () => {
     const id = newMessageId();
@@ -622,47 +569,22 @@ describe('delivery report projection on the Postgres event log', () => {
 });
 
 describe('delivery report projection on the Kafka event log', () => {
-  const topic = `test.delivery-report.${randomUUID()}`;
-  let db: TestDatabase;
   let dataSource: DataSource;
   let h: Harness;
 
   beforeAll(async () => {
-    db = await createTestDatabase('delivery_report_kafka');
-    dataSource = await createDataSource({ url: db.url, poolSize: 6 }).initialize();
-    const log = await KafkaEventLog.connect({
-      brokers: TEST_KAFKA_BROKERS,
-      topic,
-      partitions: 3,
-      replicationFactor: 1,
-      clientId: 'delivery-report-test',
-      groupIdPrefix: `${topic}.`,
-      logger: quiet,
-    });
-    const observed = new ObservedLog(log);
-    const reports = new DeliveryReportsRepository(dataSource);
-    const runner = startRunner({ log, observed, reports }, dataSource);
-    h = { log, observed, reports, runner };
-    await runner.start();
+    h = withReports(
+      await startProjectionHarness({
+        database: 'delivery_report_kafka',
+        projector: new DeliveryReportProjector(),
+        generationCheckMs: 200,
+        kafka: 'delivery-report',
+      }),
+    );
+    dataSource = h.dataSource;
   });
 
-  afterAll(async () => {
-    await h?.runner.stop();
-    await h?.log.close();
-    await dataSource?.destroy();
-    await db?.drop();
-    const admin = new Kafka({
-      clientId: 'delivery-report-test-admin',
-      brokers: TEST_KAFKA_BROKERS,
-      logLevel: logLevel.NOTHING,
-    }).admin();
-    await admin.connect();
-    const { groups } = await admin.listGroups();
-    const ours = groups.map((g) => g.groupId).filter((g) => g.startsWith(`${topic}.`));
-    if (ours.length > 0) await admin.deleteGroups(ours).catch(() => undefined);
-    await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
-    await admin.disconnect();
-  });
+  afterAll(() => stopProjectionHarness(h));
 
   it('applies an event published twice (same id, two offsets) once, across partitions', async () => {
     const first = newMessageId();

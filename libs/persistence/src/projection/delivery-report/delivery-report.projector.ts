@@ -5,47 +5,27 @@ import {
   evolveReport,
   type DeliveryReportEvent,
   type MessageState,
-  type MessageStatus,
   type RecipientState,
-  type RecipientStatus,
-  type TimelineEntry,
 } from './delivery-report.js';
+import {
+  MESSAGE_REPORT_COLUMNS,
+  messageSummaryOf,
+  RECIPIENT_REPORT_COLUMNS,
+  recipientReportOf,
+  type MessageReportRow,
+  type RecipientReportRow,
+} from './delivery-report-rows.js';
 
-interface MessageRow {
+interface RecipientRow extends RecipientReportRow {
   message_id: string;
-  account_id: string;
-  mail_from: string | null;
-  from_address: string | null;
-  subject: string | null;
-  size: string | null;
-  recipients_count: number;
-  status: MessageStatus;
-  received_at: Date;
   updated_at: Date;
-}
-
-interface RecipientRow {
-  message_id: string;
-  recipient: string;
-  status: RecipientStatus;
-  attempts: number;
-  last_reply: string | null;
-  last_mx: string | null;
-  next_attempt_at: Date | null;
-  bounce_class: string | null;
-  status_code: string | null;
-  updated_at: Date;
-  timeline: TimelineEntry[];
 }
 
 const LOAD_MESSAGES_SQL = `
-  SELECT message_id, account_id, mail_from, from_address, subject, size::text AS size,
-         recipients_count, status, received_at, updated_at
-  FROM message_reports WHERE message_id = ANY($1::text[])`;
+  SELECT ${MESSAGE_REPORT_COLUMNS} FROM message_reports WHERE message_id = ANY($1::text[])`;
 
 const LOAD_RECIPIENTS_SQL = `
-  SELECT message_id, recipient, status, attempts, last_reply, last_mx, next_attempt_at, bounce_class,
-         status_code, updated_at, timeline
+  SELECT message_id, ${RECIPIENT_REPORT_COLUMNS}, updated_at
   FROM recipient_reports WHERE message_id = ANY($1::text[])`;
 
 /** One statement for every message of the batch; the rows come as a JSON array of row objects. */
@@ -95,38 +75,18 @@ async function load(
   messageIds: readonly string[],
 ): Promise<Map<string, MessageState>> {
   // One connection (the transaction's): the two reads go one after the other.
-  const messages = await manager.query<MessageRow[]>(LOAD_MESSAGES_SQL, [messageIds]);
+  const messages = await manager.query<MessageReportRow[]>(LOAD_MESSAGES_SQL, [messageIds]);
   const recipients = await manager.query<RecipientRow[]>(LOAD_RECIPIENTS_SQL, [messageIds]);
   const byMessage = new Map<string, Map<string, RecipientState>>();
   for (const row of recipients) {
     const rows = byMessage.get(row.message_id) ?? new Map<string, RecipientState>();
     byMessage.set(row.message_id, rows);
-    rows.set(row.recipient, {
-      recipient: row.recipient,
-      status: row.status,
-      attempts: row.attempts,
-      lastReply: row.last_reply,
-      mx: row.last_mx,
-      nextAttemptAt: row.next_attempt_at?.toISOString() ?? null,
-      bounceClass: row.bounce_class,
-      statusCode: row.status_code,
-      updatedAt: row.updated_at.toISOString(),
-      timeline: row.timeline,
-    });
+    rows.set(row.recipient, { ...recipientReportOf(row), updatedAt: row.updated_at.toISOString() });
   }
   const states = new Map<string, MessageState>();
   for (const row of messages) {
     states.set(row.message_id, {
-      id: row.message_id,
-      accountId: row.account_id,
-      mailFrom: row.mail_from,
-      from: row.from_address,
-      subject: row.subject,
-      size: row.size === null ? null : Number(row.size),
-      recipientsCount: row.recipients_count,
-      status: row.status,
-      receivedAt: row.received_at.toISOString(),
-      updatedAt: row.updated_at.toISOString(),
+      ...messageSummaryOf(row),
       recipients: byMessage.get(row.message_id) ?? new Map(),
     });
   }

@@ -1,13 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import type {
-  MessageReport,
-  MessageStatus,
-  MessageSummary,
-  RecipientReport,
-  RecipientStatus,
-  TimelineEntry,
-} from './delivery-report.js';
+import { cursorTimeSql, decodeKeysetCursor, encodeKeysetCursor } from '../keyset-cursor.js';
+import type { MessageReport, MessageStatus, MessageSummary } from './delivery-report.js';
+import {
+  MESSAGE_REPORT_COLUMNS,
+  messageSummaryOf,
+  RECIPIENT_REPORT_COLUMNS,
+  recipientReportOf,
+  type MessageReportRow,
+  type RecipientReportRow,
+} from './delivery-report-rows.js';
 
 export interface MessagePage {
   readonly items: readonly MessageSummary[];
@@ -25,94 +27,32 @@ export interface ListMessagesOptions {
   readonly cursor?: string;
 }
 
-interface MessageRow {
-  message_id: string;
-  account_id: string;
-  mail_from: string | null;
-  from_address: string | null;
-  subject: string | null;
-  size: string | null;
-  recipients_count: number;
-  status: MessageStatus;
-  received_at: Date;
-  updated_at: Date;
+interface MessageRow extends MessageReportRow {
   /** received_at to the microsecond, for the keyset cursor (a Date keeps only milliseconds). */
   cursor_at: string;
 }
 
-interface RecipientRow {
-  recipient: string;
-  status: RecipientStatus;
-  attempts: number;
-  last_reply: string | null;
-  last_mx: string | null;
-  next_attempt_at: Date | null;
-  bounce_class: string | null;
-  status_code: string | null;
-  timeline: TimelineEntry[];
-}
-
-const MESSAGE_COLUMNS = `
-  message_id, account_id, mail_from, from_address, subject, size::text AS size, recipients_count,
-  status, received_at, updated_at,
-  to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at`;
+const MESSAGE_COLUMNS = `${MESSAGE_REPORT_COLUMNS}, ${cursorTimeSql('received_at')} AS cursor_at`;
 
 interface Cursor {
   readonly receivedAt: string;
   readonly messageId: string;
 }
 
-const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-
 function encodeCursor(row: MessageRow): string {
-  return Buffer.from(JSON.stringify([row.cursor_at, row.message_id])).toString('base64url');
+  return encodeKeysetCursor(row.cursor_at, row.message_id);
 }
 
 function decodeCursor(cursor: string): Cursor | undefined {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (!Array.isArray(value) || value.length !== 2) return undefined;
-    const [receivedAt, messageId] = value as unknown[];
-    if (typeof receivedAt !== 'string' || !CURSOR_TIME.test(receivedAt)) return undefined;
-    if (typeof messageId !== 'string' || messageId === '') return undefined;
-    return { receivedAt, messageId };
-  } catch {
-    return undefined;
-  }
+  const decoded = decodeKeysetCursor(cursor, 1);
+  const [messageId] = decoded?.keys ?? [];
+  if (!decoded || typeof messageId !== 'string' || messageId === '') return undefined;
+  return { receivedAt: decoded.time, messageId };
 }
 
 /** True for a nextCursor this repository handed out (the admin API validates ?cursor= with it). */
 export function isMessageCursor(cursor: string): boolean {
   return decodeCursor(cursor) !== undefined;
-}
-
-function toSummary(row: MessageRow): MessageSummary {
-  return {
-    id: row.message_id,
-    accountId: row.account_id,
-    mailFrom: row.mail_from,
-    from: row.from_address,
-    subject: row.subject,
-    size: row.size === null ? null : Number(row.size),
-    recipientsCount: row.recipients_count,
-    status: row.status,
-    receivedAt: row.received_at.toISOString(),
-    updatedAt: row.updated_at.toISOString(),
-  };
-}
-
-function toRecipient(row: RecipientRow): RecipientReport {
-  return {
-    recipient: row.recipient,
-    status: row.status,
-    attempts: row.attempts,
-    lastReply: row.last_reply,
-    mx: row.last_mx,
-    nextAttemptAt: row.next_attempt_at?.toISOString() ?? null,
-    bounceClass: row.bounce_class,
-    statusCode: row.status_code,
-    timeline: row.timeline,
-  };
 }
 
 /** Reads the delivery report read model that DeliveryReportProjector writes. */
@@ -127,13 +67,11 @@ export class DeliveryReportsRepository {
       [messageId],
     );
     if (!message) return undefined;
-    const recipients: RecipientRow[] = await this.dataSource.query(
-      `SELECT recipient, status, attempts, last_reply, last_mx, next_attempt_at, bounce_class,
-              status_code, timeline
-       FROM recipient_reports WHERE message_id = $1 ORDER BY recipient`,
+    const recipients: RecipientReportRow[] = await this.dataSource.query(
+      `SELECT ${RECIPIENT_REPORT_COLUMNS} FROM recipient_reports WHERE message_id = $1 ORDER BY recipient`,
       [messageId],
     );
-    return { ...toSummary(message), recipients: recipients.map(toRecipient) };
+    return { ...messageSummaryOf(message), recipients: recipients.map(recipientReportOf) };
   }
 
   /**
@@ -164,7 +102,7 @@ export class DeliveryReportsRepository {
     const page = rows.slice(0, options.limit);
     const last = page.at(-1);
     return {
-      items: page.map(toSummary),
+      items: page.map(messageSummaryOf),
       nextCursor: rows.length > options.limit && last ? encodeCursor(last) : null,
     };
   }

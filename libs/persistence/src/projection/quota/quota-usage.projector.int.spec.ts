@@ -1,30 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Kafka, logLevel } from 'kafkajs';
 import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvent, type EventOfType, type RelayEvent } from '@relay/domain';
-import { KafkaEventLog, PostgresEventLog, type EventLog } from '@relay/event-log';
-import { createTestDatabase, TEST_KAFKA_BROKERS, type TestDatabase } from '@relay/testing';
-import { createDataSource } from '../../data-source.js';
-import { QuotaUsage1764381100000 } from '../../migrations/1764381100000-quota-usage.js';
-import type { ProjectedEvent, ProjectionLog, ProjectionLogger } from '../projection.js';
-import { consumerGroupOf, ProjectionRunner, rebuildProjection } from '../projection-runner.js';
+import { consumerGroupOf, rebuildProjection } from '../projection-runner.js';
+import {
+  project,
+  startProjectionHarness,
+  startRunner,
+  stopProjectionHarness,
+  until,
+  type ProjectionHarness,
+} from '../testing/projection-harness.js';
 import { QuotaUsageProjector } from './quota-usage.projector.js';
 
-const quiet: ProjectionLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-/** Until migrations.ts lists QuotaUsage1764381100000 (and the test template has the tables). */
-async function ensureQuotaTables(dataSource: DataSource): Promise<void> {
-  const [row] = await dataSource.query<{ t: string | null }[]>(`SELECT to_regclass('quota_usage') AS t`);
-  if (row?.t) return;
-  const runner = dataSource.createQueryRunner();
-  try {
-    await new QuotaUsage1764381100000().up(runner);
-  } finally {
-    await runner.release();
-  }
-}
+type Harness = ProjectionHarness<QuotaUsageProjector>;
 
 interface Decision {
   readonly accountId: string;
@@ -114,60 +103,6 @@ async function rows(dataSource: DataSource, accountIds?: readonly string[]): Pro
 const sorted = (list: Row[]): Row[] =>
   [...list].sort((a, b) => (`${a.account_id} ${a.period}` < `${b.account_id} ${b.period}` ? -1 : 1));
 
-/** Passes batches through to the log and records what the runner finished (and can fail one once). */
-class ObservedLog implements ProjectionLog {
-  readonly handled = new Map<string, number>();
-  failAfterCommitOnce = false;
-
-  constructor(private readonly log: EventLog) {}
-
-  subscribe(options: Parameters<ProjectionLog['subscribe']>[0]): ReturnType<ProjectionLog['subscribe']> {
-    return this.log.subscribe({
-      ...options,
-      handle: async (batch: readonly ProjectedEvent[]) => {
-        await options.handle(batch);
-        for (const { event } of batch) this.handled.set(event.id, (this.handled.get(event.id) ?? 0) + 1);
-        if (this.failAfterCommitOnce) {
-          this.failAfterCommitOnce = false;
-          throw new Error('lost the log position commit');
-        }
-      },
-    });
-  }
-}
-
-async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-interface Harness {
-  readonly log: EventLog;
-  readonly observed: ObservedLog;
-  readonly projector: QuotaUsageProjector;
-  runner: ProjectionRunner;
-}
-
-function startRunner(harness: Omit<Harness, 'runner'>, dataSource: DataSource, maxBatchSize?: number) {
-  return new ProjectionRunner({
-    projection: harness.projector,
-    log: harness.observed,
-    dataSource,
-    logger: quiet,
-    generationCheckMs: 100,
-    ...(maxBatchSize === undefined ? {} : { maxBatchSize }),
-  });
-}
-
-/** Appends the events and waits until the runner has committed every one of them. */
-async function project(harness: Harness, events: readonly RelayEvent[]): Promise<void> {
-  await harness.log.append(events);
-  await until(() => events.every((e) => harness.observed.handled.has(e.id)), 'the projection');
-}
-
 /**
  * A deterministic run of decisions for two accounts over two months: each message has 1 to 4
  * recipients, some suppressed, some held over quota, the rest queued; with the expected rows
@@ -214,29 +149,21 @@ function mixedRun(
 }
 
 describe('quota projection on the Postgres event log', () => {
-  let db: TestDatabase;
   let dataSource: DataSource;
   let h: Harness;
 
   beforeAll(async () => {
-    db = await createTestDatabase('quota_projector');
-    dataSource = await createDataSource({ url: db.url, poolSize: 6 }).initialize();
-    await ensureQuotaTables(dataSource);
-    const log = await PostgresEventLog.connect({ url: db.url, pollIntervalMs: 50, logger: quiet });
-    const observed = new ObservedLog(log);
-    const projector = new QuotaUsageProjector();
-    // Small batches: the replay of the rebuild test then cuts the log at other places than the appends.
-    const runner = startRunner({ log, observed, projector }, dataSource, 7);
-    h = { log, observed, projector, runner };
-    await runner.start();
+    h = await startProjectionHarness({
+      database: 'quota_projector',
+      projector: new QuotaUsageProjector(),
+      generationCheckMs: 100,
+      // Small batches: the replay of the rebuild test then cuts the log at other places than the appends.
+      maxBatchSize: 7,
+    });
+    dataSource = h.dataSource;
   });
 
-  afterAll(async () => {
-    await h?.runner.stop();
-    await h?.log.close();
-    await dataSource?.destroy();
-    await db?.drop();
-  });
+  afterAll(() => stopProjectionHarness(h));
 
   it('counts each queued recipient one message and the size, per account and month; suppressed and held ones not', async () => {
     const [ada, bob] = [randomUUID(), randomUUID()];
@@ -313,48 +240,20 @@ describe('quota projection on the Postgres event log', () => {
 });
 
 describe('quota projection on the Kafka event log', () => {
-  const topic = `test.quota.${randomUUID()}`;
-  let db: TestDatabase;
   let dataSource: DataSource;
   let h: Harness;
 
   beforeAll(async () => {
-    db = await createTestDatabase('quota_kafka');
-    dataSource = await createDataSource({ url: db.url, poolSize: 6 }).initialize();
-    await ensureQuotaTables(dataSource);
-    const log = await KafkaEventLog.connect({
-      brokers: TEST_KAFKA_BROKERS,
-      topic,
-      partitions: 3,
-      replicationFactor: 1,
-      clientId: 'quota-test',
-      groupIdPrefix: `${topic}.`,
-      logger: quiet,
+    h = await startProjectionHarness({
+      database: 'quota_kafka',
+      projector: new QuotaUsageProjector(),
+      generationCheckMs: 100,
+      kafka: 'quota',
     });
-    const observed = new ObservedLog(log);
-    const projector = new QuotaUsageProjector();
-    const runner = startRunner({ log, observed, projector }, dataSource);
-    h = { log, observed, projector, runner };
-    await runner.start();
+    dataSource = h.dataSource;
   });
 
-  afterAll(async () => {
-    await h?.runner.stop();
-    await h?.log.close();
-    await dataSource?.destroy();
-    await db?.drop();
-    const admin = new Kafka({
-      clientId: 'quota-test-admin',
-      brokers: TEST_KAFKA_BROKERS,
-      logLevel: logLevel.NOTHING,
-    }).admin();
-    await admin.connect();
-    const { groups } = await admin.listGroups();
-    const ours = groups.map((g) => g.groupId).filter((g) => g.startsWith(`${topic}.`));
-    if (ours.length > 0) await admin.deleteGroups(ours).catch(() => undefined);
-    await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
-    await admin.disconnect();
-  });
+  afterAll(() => stopProjectionHarness(h));
 
   it('counts an event published twice once, across partitions, and rebuilds to the same rows', async () => {
     const accounts: readonly [string, string] = [randomUUID(), randomUUID()];

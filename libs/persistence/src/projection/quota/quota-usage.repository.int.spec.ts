@@ -6,7 +6,6 @@ import { createTestDatabase, type TestDatabase } from '@relay/testing';
 import { ACCOUNT_ENTITIES } from '../../accounts/account.entity.js';
 import { AccountsRepository, type NewAccount } from '../../accounts/accounts.repository.js';
 import { createDataSource } from '../../data-source.js';
-import { QuotaUsage1764381100000 } from '../../migrations/1764381100000-quota-usage.js';
 import { QuotaUsageProjector } from './quota-usage.projector.js';
 import { QuotaUsageRepository } from './quota-usage.repository.js';
 
@@ -55,12 +54,6 @@ const project = (events: readonly EventOfType<'MessageQueued'>[]): Promise<void>
 beforeAll(async () => {
   db = await createTestDatabase('quota_usage_repo');
   dataSource = await createDataSource({ url: db.url, entities: ACCOUNT_ENTITIES, poolSize: 4 }).initialize();
-  // Until migrations.ts lists QuotaUsage1764381100000 (and the test template has the tables).
-  const [row] = await dataSource.query<{ t: string | null }[]>(`SELECT to_regclass('quota_usage') AS t`);
-  if (!row?.t) {
-    const runner = dataSource.createQueryRunner();
-    await new QuotaUsage1764381100000().up(runner).finally(() => runner.release());
-  }
   accounts = new AccountsRepository(dataSource);
   usage = new QuotaUsageRepository(dataSource);
 });

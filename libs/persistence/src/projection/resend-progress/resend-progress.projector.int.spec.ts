@@ -4,7 +4,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvent, type EventOfType } from '@relay/domain';
 import { createTestDatabase, type TestDatabase } from '@relay/testing';
 import { createDataSource } from '../../data-source.js';
-import { Resends1764381200000 } from '../../migrations/1764381200000-resends.js';
 import {
   ResendProgressProjector,
   resubmissionEventId,
@@ -13,18 +12,6 @@ import {
 import { recordResend, ResendsRepository, type ResendProgress } from './resends.repository.js';
 
 const ACCOUNT = '3970b2cf-531e-467c-ace3-b94552d5dcf5';
-
-/** Applies the migration when the template database does not have it yet (until migrations.ts lists it). */
-async function ensureResendTables(dataSource: DataSource): Promise<void> {
-  const [row] = await dataSource.query<{ t: string | null }[]>(`SELECT to_regclass('resends') AS t`);
-  if (row?.t) return;
-  const runner = dataSource.createQueryRunner();
-  try {
-    await new Resends1764381200000().up(runner);
-  } finally {
-    await runner.release();
-  }
-}
 
 interface Held {
   readonly quotaExceededEventId: string;
@@ -176,7 +163,6 @@ const counters = (p: ResendProgress) => ({
 beforeAll(async () => {
   db = await createTestDatabase('resend_progress');
   dataSource = await createDataSource({ url: db.url, poolSize: 4 }).initialize();
-  await ensureResendTables(dataSource);
   resends = new ResendsRepository(dataSource);
 });
 

@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Kafka, logLevel } from 'kafkajs';
 import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -10,17 +8,21 @@ import {
   type SuppressionList,
   type SuppressionSource,
 } from '@relay/domain';
-import { KafkaEventLog, PostgresEventLog, type EventLog } from '@relay/event-log';
-import { createTestDatabase, TEST_KAFKA_BROKERS, type TestDatabase } from '@relay/testing';
-import { createDataSource } from '../../data-source.js';
-import type { ProjectedEvent, ProjectionLog, ProjectionLogger } from '../projection.js';
-import { consumerGroupOf, ProjectionRunner, rebuildProjection } from '../projection-runner.js';
+import { consumerGroupOf, rebuildProjection } from '../projection-runner.js';
+import {
+  project,
+  startProjectionHarness,
+  startRunner,
+  stopProjectionHarness,
+  until,
+  type ProjectionHarness,
+} from '../testing/projection-harness.js';
 import { SuppressionsProjector, type SuppressionEvent } from './suppressions.projector.js';
+
+type Harness = ProjectionHarness<SuppressionsProjector>;
 
 const ACCOUNT = '3970b2cf-531e-467c-ace3-b94552d5dcf5';
 const OTHER_ACCOUNT = '7d1e6a52-0b8f-4a57-9e0c-5c3a1f2b9d40';
-
-const quiet: ProjectionLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** Second `s` of the test's day, as the events write times. */
 const at = (s: number): string => new Date(Date.UTC(2025, 2, 14, 9, 0, 0) + s * 1000).toISOString();
@@ -87,60 +89,6 @@ const sorted = (list: Row[]): Row[] =>
     `${a.account_id} ${a.list} ${a.address_key}` < `${b.account_id} ${b.list} ${b.address_key}` ? -1 : 1,
   );
 
-/** Passes batches through to the log and records what the runner finished (and when it failed one). */
-class ObservedLog implements ProjectionLog {
-  readonly handled = new Map<string, number>();
-  failAfterCommitOnce = false;
-
-  constructor(private readonly log: EventLog) {}
-
-  subscribe(options: Parameters<ProjectionLog['subscribe']>[0]): ReturnType<ProjectionLog['subscribe']> {
-    return this.log.subscribe({
-      ...options,
-      handle: async (batch: readonly ProjectedEvent[]) => {
-        await options.handle(batch);
-        for (const { event } of batch) this.handled.set(event.id, (this.handled.get(event.id) ?? 0) + 1);
-        if (this.failAfterCommitOnce) {
-          this.failAfterCommitOnce = false;
-          throw new Error('lost the log position commit');
-        }
-      },
-    });
-  }
-}
-
-async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-interface Harness {
-  readonly log: EventLog;
-  readonly observed: ObservedLog;
-  readonly projector: SuppressionsProjector;
-  runner: ProjectionRunner;
-}
-
-function startRunner(harness: Omit<Harness, 'runner'>, dataSource: DataSource, maxBatchSize?: number) {
-  return new ProjectionRunner({
-    projection: harness.projector,
-    log: harness.observed,
-    dataSource,
-    logger: quiet,
-    generationCheckMs: 100,
-    ...(maxBatchSize === undefined ? {} : { maxBatchSize }),
-  });
-}
-
-/** Appends the events and waits until the runner has committed every one of them. */
-async function project(harness: Harness, events: readonly SuppressionEvent[]): Promise<void> {
-  await harness.log.append(events);
-  await until(() => events.every((e) => harness.observed.handled.has(e.id)), 'the projection');
-}
-
 /**
  * A deterministic mix of adds and removes for two accounts, with addresses that differ only in
  * the case of their domain (the same listing) or of their local part (another listing), and
@@ -198,28 +146,21 @@ async function rebuildAndCatchUp(
 }
 
 describe('suppressions projection on the Postgres event log', () => {
-  let db: TestDatabase;
   let dataSource: DataSource;
   let h: Harness;
 
   beforeAll(async () => {
-    db = await createTestDatabase('suppressions_projector');
-    dataSource = await createDataSource({ url: db.url, poolSize: 6 }).initialize();
-    const log = await PostgresEventLog.connect({ url: db.url, pollIntervalMs: 50, logger: quiet });
-    const observed = new ObservedLog(log);
-    const projector = new SuppressionsProjector();
-    // Small batches: the replay of the rebuild test then cuts the log at other places than the appends.
-    const runner = startRunner({ log, observed, projector }, dataSource, 7);
-    h = { log, observed, projector, runner };
-    await runner.start();
+    h = await startProjectionHarness({
+      database: 'suppressions_projector',
+      projector: new SuppressionsProjector(),
+      generationCheckMs: 100,
+      // Small batches: the replay of the rebuild test then cuts the log at other places than the appends.
+      maxBatchSize: 7,
+    });
+    dataSource = h.dataSource;
   });
 
-  afterAll(async () => {
-    await h?.runner.stop();
-    await h?.log.close();
-    await dataSource?.destroy();
-    await db?.drop();
-  });
+  afterAll(() => stopProjectionHarness(h));
 
   it('lists each address once per account and list, under its key: domain case-insensitive, local part as given', async () => {
     const accountId = randomUUID();
@@ -325,47 +266,20 @@ describe('suppressions projection on the Postgres event log', () => {
 });
 
 describe('suppressions projection on the Kafka event log', () => {
-  const topic = `test.suppressions.${randomUUID()}`;
-  let db: TestDatabase;
   let dataSource: DataSource;
   let h: Harness;
 
   beforeAll(async () => {
-    db = await createTestDatabase('suppressions_kafka');
-    dataSource = await createDataSource({ url: db.url, poolSize: 6 }).initialize();
-    const log = await KafkaEventLog.connect({
-      brokers: TEST_KAFKA_BROKERS,
-      topic,
-      partitions: 3,
-      replicationFactor: 1,
-      clientId: 'suppressions-test',
-      groupIdPrefix: `${topic}.`,
-      logger: quiet,
+    h = await startProjectionHarness({
+      database: 'suppressions_kafka',
+      projector: new SuppressionsProjector(),
+      generationCheckMs: 100,
+      kafka: 'suppressions',
     });
-    const observed = new ObservedLog(log);
-    const projector = new SuppressionsProjector();
-    const runner = startRunner({ log, observed, projector }, dataSource);
-    h = { log, observed, projector, runner };
-    await runner.start();
+    dataSource = h.dataSource;
   });
 
-  afterAll(async () => {
-    await h?.runner.stop();
-    await h?.log.close();
-    await dataSource?.destroy();
-    await db?.drop();
-    const admin = new Kafka({
-      clientId: 'suppressions-test-admin',
-      brokers: TEST_KAFKA_BROKERS,
-      logLevel: logLevel.NOTHING,
-    }).admin();
-    await admin.connect();
-    const { groups } = await admin.listGroups();
-    const ours = groups.map((g) => g.groupId).filter((g) => g.startsWith(`${topic}.`));
-    if (ours.length > 0) await admin.deleteGroups(ours).catch(() => undefined);
-    await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
-    await admin.disconnect();
-  });
+  afterAll(() => stopProjectionHarness(h));
 
   it('applies an event published twice once, across partitions, and rebuilds to the same rows', async () => {
     const { events, expected } = mixedSequence(120);

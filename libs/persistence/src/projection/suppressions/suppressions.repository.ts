@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { suppressionKey, type SuppressionList, type SuppressionSource } from '@relay/domain';
+import { cursorTimeSql, decodeKeysetCursor, encodeKeysetCursor } from '../keyset-cursor.js';
 
 /** Both lists, in the order isListed prefers them when an address is on both. */
 export const SUPPRESSION_LISTS = ['bounce', 'unsubscribe'] as const satisfies readonly SuppressionList[];
@@ -49,8 +50,7 @@ interface EntryRow {
 }
 
 const ENTRY_COLUMNS = `
-  address, list, address_key, reason, source, created_at,
-  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at`;
+  address, list, address_key, reason, source, created_at, ${cursorTimeSql('created_at')} AS cursor_at`;
 
 /** A search page's position: the last row's (created_at, address_key, list). */
 interface Cursor {
@@ -59,27 +59,20 @@ interface Cursor {
   readonly list: SuppressionList;
 }
 
-const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 const EXPORT_PAGE = 1000;
 /** Keys per lookup of unlisted(). */
 const UNLISTED_CHUNK = 10_000;
 
 function encodeCursor(row: EntryRow): string {
-  return Buffer.from(JSON.stringify([row.cursor_at, row.address_key, row.list])).toString('base64url');
+  return encodeKeysetCursor(row.cursor_at, row.address_key, row.list);
 }
 
 function decodeCursor(cursor: string): Cursor | undefined {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (!Array.isArray(value) || value.length !== 3) return undefined;
-    const [createdAt, addressKey, list] = value as unknown[];
-    if (typeof createdAt !== 'string' || !CURSOR_TIME.test(createdAt)) return undefined;
-    if (typeof addressKey !== 'string' || addressKey === '') return undefined;
-    if (!isSuppressionList(list)) return undefined;
-    return { createdAt, addressKey, list };
-  } catch {
-    return undefined;
-  }
+  const decoded = decodeKeysetCursor(cursor, 2);
+  const [addressKey, list] = decoded?.keys ?? [];
+  if (!decoded || typeof addressKey !== 'string' || addressKey === '') return undefined;
+  if (!isSuppressionList(list)) return undefined;
+  return { createdAt: decoded.time, addressKey, list };
 }
 
 /** True for a nextCursor this repository handed out (the admin API validates ?cursor= with it). */
