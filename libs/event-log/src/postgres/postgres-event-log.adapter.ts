@@ -22,6 +22,8 @@ export interface PostgresEventLogOptions {
   readonly standbyRetryMs?: number;
   /** A subscription commits its position at most this often, and when it stops (default 200 ms). */
   readonly commitIntervalMs?: number;
+  /** How long a woken subscription waits for more appends before it reads (default 5 ms). */
+  readonly notifyDelayMs?: number;
   /** Page size of readRange (default 500). */
   readonly readPageSize?: number;
 }
@@ -315,6 +317,7 @@ export class PostgresEventLog implements EventLog {
       pollIntervalMs: this.options.pollIntervalMs ?? 1_000,
       standbyRetryMs: this.options.standbyRetryMs ?? 2_000,
       commitIntervalMs: this.options.commitIntervalMs ?? 200,
+      notifyDelayMs: this.options.notifyDelayMs ?? 5,
       logger: this.logger,
       onStopped: (s) => this.subscriptions.delete(s),
     });
@@ -387,6 +390,7 @@ interface SubscriptionSettings {
   readonly pollIntervalMs: number;
   readonly standbyRetryMs: number;
   readonly commitIntervalMs: number;
+  readonly notifyDelayMs: number;
   readonly logger: EventLogLogger;
   onStopped(subscription: PostgresSubscription): void;
 }
@@ -490,9 +494,12 @@ export class PostgresSubscription implements Subscription {
     client.on('error', lose);
     client.on('end', () => lose(new Error('connection ended')));
     client.on('notification', () => {
-      if (this.current !== connection) return;
+      if (this.current !== connection || this.notified) return;
       this.notified = true;
-      if (this.wakeUp?.onNotify) this.wakeUp.wake();
+      // Every append wakes every consumer group; waiting a moment lets one read take the events
+      // of several appends instead of one query (and one position) per group per append.
+      const wakeUp = this.wakeUp;
+      if (wakeUp?.onNotify) setTimeout(() => wakeUp.wake(), this.settings.notifyDelayMs);
     });
     await client.connect();
     return connection;
