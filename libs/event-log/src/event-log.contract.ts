@@ -190,6 +190,46 @@ export function eventLogContract(adapterName: string, harness: () => ContractHar
       await other.collector.waitFor(15);
     });
 
+    it('hands a group only the types it takes, and moves its position past the others', async () => {
+      const ns = await namespace();
+      const first = await open(ns);
+      const plan = (seq: number): RelayEvent =>
+        createEvent('AccountPlanChanged', {
+          accountId: 'acct-t',
+          data: { monthlyMessageLimit: seq, monthlyByteLimit: null, overageAllowed: false },
+        });
+      await first.append([testEvent('acct-t', 0), plan(1), testEvent('acct-t', 2), plan(3)]);
+      const taken: LoggedEvent[] = [];
+      const run1 = await first.subscribe({
+        group: 'typed',
+        types: ['AccountPlanChanged'],
+        handle: async (batch) => {
+          taken.push(...batch);
+        },
+      });
+      await waitUntil(() => taken.length >= 2);
+      await run1.stop();
+      await first.close();
+      expect(taken.map((l) => l.event.type)).toEqual(['AccountPlanChanged', 'AccountPlanChanged']);
+
+      // After a restart nothing comes again: the skipped events were passed, not left behind.
+      const second = await open(ns);
+      await second.append([testEvent('acct-t', 4), plan(5)]);
+      const again: LoggedEvent[] = [];
+      await second.subscribe({
+        group: 'typed',
+        types: ['AccountPlanChanged'],
+        handle: async (batch) => {
+          again.push(...batch);
+        },
+      });
+      await waitUntil(() => again.length >= 1);
+      await sleep(1000);
+      expect(
+        again.map((l) => (l.event.type === 'AccountPlanChanged' ? l.event.data.monthlyMessageLimit : -1)),
+      ).toEqual([5]);
+    });
+
     it('redelivers a batch whose handler failed after handling (at least once)', async () => {
       const log = await open(await namespace());
       await log.append(Array.from({ length: 8 }, (_, i) => testEvent('acct-r', i)));

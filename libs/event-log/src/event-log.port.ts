@@ -37,6 +37,11 @@ export interface SubscribeOptions {
   handle(batch: readonly LoggedEvent[]): Promise<void>;
   /** Largest batch handed to `handle` (default 500). */
   readonly maxBatchSize?: number;
+  /**
+   * Only events of these types are handed to `handle` (and only they are decoded); the group's
+   * position still moves past the others. Absent: every event.
+   */
+  readonly types?: readonly EventType[];
 }
 
 export interface Subscription {

@@ -24,6 +24,7 @@ export class DeliverWhenQueuedReactor implements OnApplicationBootstrap, OnAppli
     this.dispatcher.start();
     this.subscription = await this.eventLog.subscribe({
       group: 'delivery',
+      types: ['MessageQueued'],
       handle: (batch) => this.handle(batch),
     });
   }

@@ -80,6 +80,16 @@ const toQueued = (row: Row): QueuedRecipient => ({
 const COLUMNS = `message_id, recipient, account_id, domain, mail_from, spool_key, size, smtp_utf8,
   eight_bit_mime, received_at, attempts, return_path`;
 
+interface PendingOutcomes {
+  readonly messageId: string;
+  readonly updates: readonly RecipientUpdate[];
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/** Most outcomes written in one transaction. */
+const OUTCOME_BATCH = 500;
+
 /** The lower-cased domain of an address: recipients of one domain share a transaction. */
 export const domainOf = (address: string): string =>
   address.slice(address.lastIndexOf('@') + 1).toLowerCase();
@@ -91,6 +101,9 @@ export const domainOf = (address: string): string =>
  */
 @Injectable()
 export class DeliveryQueueRepository {
+  private readonly pendingOutcomes: PendingOutcomes[] = [];
+  private flushing: Promise<void> | undefined;
+
   constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
 
   /** Queues the recipients of MessageQueued events (see enqueueRecipients). */
@@ -174,20 +187,50 @@ export class DeliveryQueueRepository {
     return rows.map(toQueued);
   }
 
-  /** Writes the attempt's outcome for each recipient and its event, in one transaction. */
-  async recordOutcomes(messageId: string, updates: readonly RecipientUpdate[]): Promise<void> {
-    if (updates.length === 0) return;
+  /**
+   * Writes the attempt's outcome for each recipient and its event, in one transaction. Calls made
+   * while a write is in flight are written together in the next one (group commit): a
+   * transaction per delivered message was a large share of the database's work.
+   */
+  recordOutcomes(messageId: string, updates: readonly RecipientUpdate[]): Promise<void> {
+    if (updates.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.pendingOutcomes.push({ messageId, updates, resolve, reject });
+      this.flushing ??= this.flushOutcomes();
+    });
+  }
+
+  private async flushOutcomes(): Promise<void> {
+    try {
+      while (this.pendingOutcomes.length > 0) {
+        const batch = this.pendingOutcomes.splice(0, OUTCOME_BATCH);
+        try {
+          await this.writeOutcomes(
+            batch.flatMap((b) => b.updates.map((u) => ({ messageId: b.messageId, u }))),
+          );
+          for (const call of batch) call.resolve();
+        } catch (error) {
+          for (const call of batch) call.reject(error);
+        }
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async writeOutcomes(rows: readonly { messageId: string; u: RecipientUpdate }[]): Promise<void> {
     await this.dataSource.transaction(async (manager) => {
       await manager.query(
         `UPDATE delivery_recipients d SET state = u.state, attempts = d.attempts + 1,
            next_attempt_at = COALESCE(u.next_attempt_at, d.next_attempt_at),
            lease_owner = NULL, lease_until = NULL, updated_at = now()
-         FROM jsonb_to_recordset($2::jsonb) AS u(recipient text, state text, next_attempt_at timestamptz)
-         WHERE d.message_id = $1 AND d.recipient = u.recipient`,
+         FROM jsonb_to_recordset($1::jsonb)
+           AS u(message_id text, recipient text, state text, next_attempt_at timestamptz)
+         WHERE d.message_id = u.message_id AND d.recipient = u.recipient`,
         [
-          messageId,
           JSON.stringify(
-            updates.map((u) => ({
+            rows.map(({ messageId, u }) => ({
+              message_id: messageId,
               recipient: u.recipient,
               state: u.state,
               next_attempt_at: u.state === 'pending' ? u.nextAttemptAt.toISOString() : null,
@@ -197,7 +240,7 @@ export class DeliveryQueueRepository {
       );
       await appendToOutbox(
         manager,
-        updates.map((u) => u.event),
+        rows.map(({ u }) => u.event),
       );
     });
   }

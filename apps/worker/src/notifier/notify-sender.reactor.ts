@@ -41,6 +41,7 @@ export class NotifySenderReactor implements OnApplicationBootstrap, OnApplicatio
   async onApplicationBootstrap(): Promise<void> {
     this.subscription = await this.eventLog.subscribe({
       group: 'notifier',
+      types: ['Suppressed', 'RelayDenied', 'QuotaExceeded', 'Bounced'],
       handle: (batch) => this.handle(batch),
     });
     this.requeueTimer = setInterval(() => void this.requeue(), REQUEUE_EVERY_MS);

@@ -34,6 +34,7 @@ export class ResubmitHeldMailWhenResendRequestedReactor
   async onApplicationBootstrap(): Promise<void> {
     this.subscription = await this.eventLog.subscribe({
       group: 'resend',
+      types: ['ResendRequested'],
       handle: (batch) => this.handle(batch),
     });
   }

@@ -50,6 +50,7 @@ export class ListAddressWhenBouncedOrUnsubscribedReactor
   async onApplicationBootstrap(): Promise<void> {
     this.subscription = await this.eventLog.subscribe({
       group: 'suppression-intake',
+      types: ['Bounced', 'Unsubscribed'],
       handle: (batch) => this.handle(batch),
     });
   }

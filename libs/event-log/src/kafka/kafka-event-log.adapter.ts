@@ -419,6 +419,7 @@ export class KafkaEventLog implements EventLog {
 class KafkaSubscription implements Subscription {
   private readonly consumer: Consumer;
   private readonly maxBatchSize: number;
+  private readonly types: ReadonlySet<string> | undefined;
   private readonly failures = new Map<number, number>();
   private readonly resumeTimers = new Set<NodeJS.Timeout>();
   /** Next offset per partition, handled but not committed yet. */
@@ -439,6 +440,7 @@ class KafkaSubscription implements Subscription {
     private readonly onStopped: () => void,
   ) {
     this.maxBatchSize = Math.max(1, options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE);
+    this.types = options.types ? new Set(options.types) : undefined;
     this.consumer = kafka.consumer({
       groupId,
       maxWaitTimeInMs: FETCH_MAX_WAIT_MS,
@@ -492,6 +494,9 @@ class KafkaSubscription implements Subscription {
       if (lastOffset === undefined) return;
       const events: LoggedEvent[] = [];
       for (const message of chunk) {
+        // The event-type header says what the record is, so a type this group does not take is
+        // skipped without parsing its JSON.
+        if (this.types && !this.types.has(message.headers?.['event-type']?.toString() ?? '')) continue;
         const event = decodeEvent(message, partition, this.topic, this.logger);
         if (event) events.push({ event, position: positionOf(partition, message) });
       }

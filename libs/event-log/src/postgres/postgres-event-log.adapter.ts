@@ -77,7 +77,9 @@ const READ_SQL = `
     SELECT COALESCE((SELECT max(tx_id) FROM event_log) >= pg_snapshot_xmin(pg_current_snapshot()), false) AS held
   ) AS horizon
   LEFT JOIN LATERAL (
-    SELECT tx_id, position, tx_id::text AS tx_text, position::text AS position_text, payload
+    SELECT tx_id, position, tx_id::text AS tx_text, position::text AS position_text,
+      -- Rows of types the group does not take still move its cursor, without their payload.
+      CASE WHEN $4::text[] IS NULL OR type = ANY($4::text[]) THEN payload END AS payload
     FROM event_log
     WHERE (tx_id, position) > ($1::xid8, $2::bigint)
       AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -130,7 +132,10 @@ interface EventRow extends CursorRow {
   payload: RelayEvent;
 }
 
-type ReadRow = { held: boolean } & (EventRow | { tx_text: null; position_text: null; payload: null });
+/** A row of a type the group does not take comes without its payload. */
+type ReadRow = { held: boolean } & (
+  EventRow | (CursorRow & { payload: null }) | { tx_text: null; position_text: null; payload: null }
+);
 
 const cursorOf = (row: CursorRow): Cursor => ({ txId: row.tx_text, position: row.position_text });
 
@@ -314,6 +319,7 @@ export class PostgresEventLog implements EventLog {
       group: options.group,
       handle: (batch) => options.handle(batch),
       maxBatchSize,
+      types: options.types ? [...options.types] : null,
       pollIntervalMs: this.options.pollIntervalMs ?? 1_000,
       standbyRetryMs: this.options.standbyRetryMs ?? 2_000,
       commitIntervalMs: this.options.commitIntervalMs ?? 200,
@@ -387,6 +393,8 @@ interface SubscriptionSettings {
   readonly group: string;
   readonly handle: (batch: readonly LoggedEvent[]) => Promise<void>;
   readonly maxBatchSize: number;
+  /** Event types handed to `handle`; null: all. */
+  readonly types: readonly string[] | null;
   readonly pollIntervalMs: number;
   readonly standbyRetryMs: number;
   readonly commitIntervalMs: number;
@@ -580,13 +588,15 @@ export class PostgresSubscription implements Subscription {
           cursor.txId,
           cursor.position,
           maxBatchSize,
+          this.settings.types,
         ]);
         const held = result[0]?.held === true;
-        const rows = result.filter((row): row is ReadRow & EventRow => row.tx_text !== null);
+        const rows = result.filter((row): row is ReadRow & CursorRow => row.tx_text !== null);
         const last = rows.at(-1);
+        const wanted = rows.filter((row): row is ReadRow & EventRow => row.payload !== null);
         if (last) {
           try {
-            await handle(rows.map(toLogged));
+            if (wanted.length > 0) await handle(wanted.map(toLogged));
           } catch (error) {
             failures++;
             const delay = Math.min(HANDLER_RETRY_MIN_MS * 2 ** (failures - 1), HANDLER_RETRY_MAX_MS);

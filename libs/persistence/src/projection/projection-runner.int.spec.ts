@@ -211,16 +211,15 @@ describe('ProjectionRunner', () => {
     expect(await applied()).toEqual(range(0, 6));
   });
 
-  it('hands the projection only the event types it declares, and keeps no position for a batch of others', async () => {
+  it('is handed only the event types its projection declares (the log filters them)', async () => {
     const projection = new NumbersProjection();
     const observed = new ObservedLog(log);
     await runner(projection, observed).start();
-    const others = [unrelated(), unrelated()];
-    await log.append(others);
-    await until(() => observed.handled.length === 2, 'the unrelated events');
-    expect(await positions()).toEqual([]);
+    await log.append([unrelated(), unrelated()]);
     await log.append([numbered(1), unrelated(), numbered(2), unrelated()]);
-    await until(() => observed.handled.length === 6, 'the mixed events');
+    await until(() => observed.handled.length === 2, 'the numbered events');
+    await sleep(500);
+    expect(observed.handled).toHaveLength(2);
     expect(await applied()).toEqual([1, 2]);
     expect(projection.seen).toEqual(['SuppressionAdded', 'SuppressionAdded']);
     expect(await positions()).toHaveLength(1);

@@ -144,6 +144,7 @@ export class ProjectionRunner {
     const group = consumerGroupOf(this.projection.name, generation);
     const subscription = await this.options.log.subscribe({
       group,
+      types: this.projection.eventTypes,
       handle: (batch) => this.handle(batch, generation),
       ...(this.options.maxBatchSize === undefined ? {} : { maxBatchSize: this.options.maxBatchSize }),
     });

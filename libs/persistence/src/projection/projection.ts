@@ -42,6 +42,7 @@ export interface ProjectionLog {
     readonly group: string;
     handle(batch: readonly ProjectedEvent[]): Promise<void>;
     readonly maxBatchSize?: number;
+    readonly types?: readonly EventType[];
   }): Promise<{ stop(): Promise<void> }>;
 }
 

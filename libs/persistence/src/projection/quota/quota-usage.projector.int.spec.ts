@@ -264,7 +264,8 @@ describe('quota projection on the Kafka event log', () => {
     const i = events.indexOf(copies[0]!);
     await h.log.append([...events.slice(0, i + 1), copies[0]!, ...events.slice(i + 1)]);
     await h.log.append([copies[1]!]);
-    const lastOf = new Map(events.map((e) => [e.accountId, e]));
+    // The log hands the projection only MessageQueued: wait for the last of those per account.
+    const lastOf = new Map(events.filter((e) => e.type === 'MessageQueued').map((e) => [e.accountId, e]));
     await until(() => [...lastOf.values()].every((e) => h.observed.handled.has(e.id)), 'both accounts');
     await until(() => (h.observed.handled.get(copies[1]!.id) ?? 0) >= 2, 'the second copy');
     expect(await rows(dataSource)).toEqual(expected);
