@@ -28,7 +28,10 @@ export interface PostgresEventLogOptions {
   readonly readPageSize?: number;
 }
 
-/** Woken on every commit of an append; the payload carries nothing, readers always re-query. */
+/**
+ * Woken on every commit of an append; the payload lists the event types appended (comma
+ * separated), so a group that takes none of them stays asleep. Readers always re-query.
+ */
 export const EVENTS_CHANNEL = 'relay_events';
 
 /** Class id of the group locks (two-int advisory key space; the migration lock uses the bigint space). */
@@ -60,7 +63,7 @@ const INSERT_SQL = `
     ORDER BY n
     ON CONFLICT (event_id) DO NOTHING
   )
-  SELECT pg_notify('${EVENTS_CHANNEL}', '')`;
+  SELECT pg_notify('${EVENTS_CHANNEL}', (SELECT string_agg(DISTINCT e->>'type', ',') FROM jsonb_array_elements($1::jsonb) AS e))`;
 
 /**
  * Gap-free read: a position is taken at insert but becomes visible at commit, so rows are read
@@ -501,8 +504,11 @@ export class PostgresSubscription implements Subscription {
     };
     client.on('error', lose);
     client.on('end', () => lose(new Error('connection ended')));
-    client.on('notification', () => {
+    client.on('notification', (message: pg.Notification) => {
       if (this.current !== connection || this.notified) return;
+      const types = this.settings.types;
+      if (types && message.payload && !message.payload.split(',').some((type) => types.includes(type)))
+        return;
       this.notified = true;
       // Every append wakes every consumer group; waiting a moment lets one read take the events
       // of several appends instead of one query (and one position) per group per append.
