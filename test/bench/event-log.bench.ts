@@ -1,8 +1,8 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
-import { createEvent, type MessageReceived } from '@relay/domain';
+import { createEvent, newRelayMessageId, type MessageReceived } from '@relay/domain';
 import { KafkaEventLog, PostgresEventLog, type EventLog, type EventLogLogger } from '@relay/event-log';
 import {
   TEST_KAFKA_BROKERS,
@@ -129,8 +129,7 @@ class EventFactory {
   private build(subject: string): MessageReceived {
     const seq = this.seq++;
     const now = new Date();
-    // The relay's own id format: base-36 milliseconds and 16 hex digits (relay-message-id.ts).
-    const relayId = now.getTime().toString(36).padStart(9, '0') + randomBytes(8).toString('hex');
+    const relayId = newRelayMessageId(now.getTime());
     return createEvent('MessageReceived', {
       accountId: this.accounts[seq % ACCOUNTS]!,
       messageId: relayId,

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import {
   Kafka,
-  Partitioners,
   logLevel,
   type Admin,
   type Consumer,
@@ -13,6 +12,7 @@ import {
   type Producer,
 } from 'kafkajs';
 import type { RelayEvent } from '@relay/domain';
+import { CachedKeyPartitioner } from './cached-key-partitioner.js';
 import type {
   EventLog,
   LoggedEvent,
@@ -365,7 +365,7 @@ export class KafkaEventLog implements EventLog {
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
         // Java's murmur2 partitioner: Java and other clients place an account's key on the same partition.
-        createPartitioner: Partitioners.DefaultPartitioner,
+        createPartitioner: CachedKeyPartitioner,
         // Bounded, unlike kafkajs's default for idempotence (retry forever); appendTimeoutMs bounds
         // the whole send anyway. After a failure the session is replaced, see discardProducer.
         retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
