@@ -146,11 +146,11 @@ export async function stopRelayChild(relay: ChildRelay, progress: Progress): Pro
   }
 }
 
-/** Kills the current relay and exits with 2 once the bench has run for WATCHDOG_MS. */
-export function startWatchdog(progress: Progress, current: () => ChildRelay | undefined): NodeJS.Timeout {
+/** Kills the current relay processes and exits with 2 once the bench has run for WATCHDOG_MS. */
+export function startWatchdog(progress: Progress, current: () => readonly ChildRelay[]): NodeJS.Timeout {
   const watchdog = setTimeout(() => {
     progress(`gave up after ${WATCHDOG_MS / 60_000} min`);
-    current()?.process.kill('SIGKILL');
+    for (const relay of current()) relay.process.kill('SIGKILL');
     process.exit(2);
   }, WATCHDOG_MS);
   watchdog.unref();

@@ -318,7 +318,7 @@ async function main(): Promise<number> {
   const scratch = await mkdtemp(join(tmpdir(), 'relay-bench-ingress-'));
   const profileDir = process.env.BENCH_CPU_PROF ? join(scratch, 'profiles') : undefined;
   let current: RelayChild | undefined;
-  const watchdog = startWatchdog(progress, () => current);
+  const watchdog = startWatchdog(progress, () => (current ? [current] : []));
 
   const results: AdapterResult[] = [];
   progress('preparing the template database and the Kafka broker');

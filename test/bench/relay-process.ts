@@ -22,6 +22,10 @@ import {
  *
  *   {"pid":123,"smtpPort":40001,"adminUrl":"http://127.0.0.1:40002","databaseUrl":"postgres://..."}
  *
+ * With BENCH_JOIN set (see joinFrom) it joins another relay process's database and data directory
+ * instead, as the second process of a two-process relay (RELAY_ROLES in the settings split the
+ * roles), creates no account and leaves the cleanup to that process.
+ *
  * With RELAY_TEST_LOGS=1 the relay logs to stdout. It stops, drops its database and removes its
  * data directory on SIGTERM or SIGINT, when stdin is a pipe that closes (the parent is gone), or
  * after BENCH_RELAY_LIFETIME_MS [15 min].
@@ -47,8 +51,19 @@ function writeReady(line: string): void {
   stream.end(line + '\n');
 }
 
+/** BENCH_JOIN: `{"databaseUrl":..,"dataDir":..}` of a relay process this one joins. */
+function joinFrom(raw: string | undefined): { databaseUrl: string; dataDir: string } | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const parsed = JSON.parse(raw) as { databaseUrl?: unknown; dataDir?: unknown };
+  if (typeof parsed.databaseUrl !== 'string' || typeof parsed.dataDir !== 'string') {
+    throw new Error('BENCH_JOIN needs databaseUrl and dataDir');
+  }
+  return { databaseUrl: parsed.databaseUrl, dataDir: parsed.dataDir };
+}
+
 async function main(): Promise<void> {
-  const relay: TestRelay = await startTestRelay(overridesFrom(process.argv[2]));
+  const join = joinFrom(process.env.BENCH_JOIN);
+  const relay: TestRelay = await startTestRelay(overridesFrom(process.argv[2]), join ? { join } : {});
   let stopping: Promise<void> | undefined;
   // What relay.stop() does last; done directly when the stop hangs or fails, so that neither the
   // database nor the data directory is left behind (DROP ... WITH (FORCE) ends open sessions).
@@ -77,14 +92,18 @@ async function main(): Promise<void> {
   shutdownWhenAsked(shutdown);
 
   try {
-    const created = await relay.admin('POST', '/v1/accounts', BENCH_ACCOUNT);
-    if (created.status !== 201) throw new Error(`POST /v1/accounts: ${created.status}`);
+    // The process that owns the database (and runs the admin API) creates the account.
+    if (!join) {
+      const created = await relay.admin('POST', '/v1/accounts', BENCH_ACCOUNT);
+      if (created.status !== 201) throw new Error(`POST /v1/accounts: ${created.status}`);
+    }
     writeReady(
       JSON.stringify({
         pid: process.pid,
         smtpPort: relay.smtpPort,
         adminUrl: relay.adminUrl,
         databaseUrl: relay.db.url,
+        dataDir: relay.dataDir,
       }),
     );
   } catch (error) {

@@ -34,7 +34,8 @@ import { CountingSink } from './relay-sink.js';
 
 /**
  * `npm run bench` (issue 4, point 9): the whole relay, end to end. For each event-log adapter,
- * Postgres then Kafka, it starts the relay with every role in a child process (relay-process.ts)
+ * Postgres then Kafka, it starts the relay in child processes of its own (relay-process.ts; two by
+ * default, laid out as README's "Using both cores" says, BENCH_PROCESSES=1 for every role in one)
  * whose smart host is a counting sink in this process (relay-sink.ts), and measures:
  *
  *  (a) throughput: BENCH_N [10 000] messages of 5 KB over 20 sessions, one message per connection,
@@ -69,9 +70,29 @@ const STALL_MS = 15_000;
 /** Pause after the burst, so the relay's write-behind (outcomes, outbox) is done before (b). */
 const SETTLE_MS = 2_000;
 const RELAY_ENTRY = fileURLToPath(new URL('./relay-process.js', import.meta.url));
+/**
+ * BENCH_PROCESSES [2]: how the relay's roles are laid out over processes, as README's "Using both
+ * cores" describes. The first process owns the database and data directory and runs the admin API
+ * (the bench creates its account there); the others join it.
+ */
+const LAYOUTS: Readonly<Record<number, readonly (string | undefined)[]>> = {
+  1: [undefined],
+  2: ['worker,projector,admin-api,tracker', 'smtp-ingress'],
+};
+const PROCESSES = envNumber('BENCH_PROCESSES', 2);
+const LAYOUT = LAYOUTS[PROCESSES];
+if (!LAYOUT) throw new Error(`BENCH_PROCESSES must be one of ${Object.keys(LAYOUTS).join(', ')}`);
 const AIM = { p99Ms: 250, shareOfPostfix: 0.5 };
 
 interface RelayChild extends ChildRelay {
+  readonly smtpPort: number;
+  readonly databaseUrl: string;
+  readonly dataDir: string;
+}
+
+/** The relay under test: its processes (the database's owner first), its SMTP port and database. */
+interface Relay {
+  readonly children: readonly RelayChild[];
   readonly smtpPort: number;
   readonly databaseUrl: string;
 }
@@ -160,11 +181,13 @@ async function backendCpuOf(database: string): Promise<Map<number, number>> {
  * paced load) and of the whole machine, from now until the returned function is called.
  */
 async function cpuMeter(
-  pid: number,
+  pids: readonly number[],
   database: string,
 ): Promise<() => Promise<{ relay: number; postgres: number; own: number; machine: number }>> {
+  const relayCpu = async (): Promise<number> =>
+    (await Promise.all(pids.map((pid) => cpuSecondsOf(pid)))).reduce((a, b) => a + b, 0);
   const [relay0, backends0, machine0, own0, t0] = [
-    await cpuSecondsOf(pid),
+    await relayCpu(),
     await backendCpuOf(database),
     await machineCpu(),
     process.cpuUsage(),
@@ -172,7 +195,7 @@ async function cpuMeter(
   ];
   return async () => {
     const [relay1, backends1, machine1, own] = [
-      await cpuSecondsOf(pid),
+      await relayCpu(),
       await backendCpuOf(database),
       await machineCpu(),
       process.cpuUsage(own0),
@@ -190,33 +213,100 @@ async function cpuMeter(
 }
 
 async function startRelayChild(
-  adapter: Adapter,
+  name: string,
   config: Record<string, string>,
   logPath: string,
   profileDir: string | undefined,
+  join: { readonly databaseUrl: string; readonly dataDir: string } | undefined,
 ): Promise<RelayChild> {
   const logFd = openSync(logPath, 'a');
   const nodeArgs = profileDir
-    ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=relay-${adapter}.cpuprofile`]
+    ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`]
     : [];
   // stdin stays an open pipe: the relay stops by itself when this process goes away. Its logs go
   // to a file; its ready line comes on fd 3.
   const child = spawn(process.execPath, [...nodeArgs, RELAY_ENTRY, JSON.stringify(config)], {
     stdio: ['pipe', logFd, logFd, 'pipe'],
-    env: { ...process.env, RELAY_TEST_LOGS: '1', BENCH_READY_FD: '3' },
+    env: {
+      ...process.env,
+      RELAY_TEST_LOGS: '1',
+      BENCH_READY_FD: '3',
+      ...(join ? { BENCH_JOIN: JSON.stringify(join) } : {}),
+    },
   });
   closeSync(logFd);
   const readyPipe = child.stdio[3] as Readable | null | undefined;
   if (child.pid === undefined || !readyPipe) throw new Error('could not spawn the relay process');
   const relay = { process: child, pid: child.pid };
-  const parse = (line: string) => readyFields(line, 'databaseUrl');
+  const parse = (line: string) => {
+    const fields = readyFields(line, 'databaseUrl');
+    const dataDir = (JSON.parse(line) as { dataDir?: unknown }).dataDir;
+    return fields && typeof dataDir === 'string' ? { ...fields, dataDir } : undefined;
+  };
   return { ...relay, ...(await readyLineOf(relay, readyPipe, parse, logPath, progress)) };
 }
 
+function layoutText(): string {
+  return LAYOUT!.length === 1
+    ? 'one process, every role'
+    : `${LAYOUT!.length} processes: ${LAYOUT!.map((roles) => roles ?? 'every role').join(' | ')}`;
+}
+
+/** The relay's processes of LAYOUT, one after the other; `track` sees each as it starts. */
+async function startRelay(
+  adapter: Adapter,
+  config: Record<string, string>,
+  scratch: string,
+  profileDir: string | undefined,
+  track: (children: readonly RelayChild[]) => void,
+): Promise<Relay> {
+  const children: RelayChild[] = [];
+  try {
+    for (const [index, roles] of LAYOUT!.entries()) {
+      const name = LAYOUT!.length === 1 ? `relay-${adapter}` : `relay-${adapter}-${index + 1}`;
+      const owner = children[0];
+      children.push(
+        await startRelayChild(
+          name,
+          { ...config, ...(roles ? { RELAY_ROLES: roles } : {}) },
+          join(scratch, `${name}.log`),
+          profileDir,
+          owner ? { databaseUrl: owner.databaseUrl, dataDir: owner.dataDir } : undefined,
+        ),
+      );
+      track([...children]);
+    }
+  } catch (error) {
+    await stopRelay(children);
+    track([]);
+    throw error;
+  }
+  const ingress = children.find((child) => child.smtpPort > 0);
+  if (!ingress) throw new Error('no relay process listens for SMTP');
+  return { children, smtpPort: ingress.smtpPort, databaseUrl: children[0]!.databaseUrl };
+}
+
+/** Joined processes first: the owner drops the database and removes the data directory. */
+async function stopRelay(children: readonly RelayChild[]): Promise<void> {
+  for (const child of [...children].reverse()) await stopRelayChild(child, progress);
+}
+
+/** Kilobytes of memory summed over the relay's processes. */
+async function relayMemory(relay: Relay): Promise<{ rssKb: number; hwmKb: number }> {
+  const all = await Promise.all(relay.children.map((child) => memoryOf(child.pid)));
+  return {
+    rssKb: all.reduce((sum, m) => sum + m.rssKb, 0),
+    hwmKb: all.reduce((sum, m) => sum + m.hwmKb, 0),
+  };
+}
+
 /** (a): N messages from 20 sessions until the sink has counted them all. */
-async function measureThroughput(relay: RelayChild, sink: CountingSink): Promise<ThroughputResult> {
+async function measureThroughput(relay: Relay, sink: CountingSink): Promise<ThroughputResult> {
   const base = sink.counted();
-  const meter = await cpuMeter(relay.pid, new URL(relay.databaseUrl).pathname.slice(1));
+  const meter = await cpuMeter(
+    relay.children.map((child) => child.pid),
+    new URL(relay.databaseUrl).pathname.slice(1),
+  );
   const startedAt = performance.now();
   let finished = false;
   const burst = runBurst({
@@ -270,7 +360,7 @@ async function relayLatencies(log: EventLog, from: Date, ids: ReadonlySet<string
 
 /** (b): a steady rate; accept-to-delivered from outside and as the relay saw it. */
 async function measureLatency(
-  relay: RelayChild,
+  relay: Relay,
   sink: CountingSink,
   openLog: () => Promise<EventLog>,
 ): Promise<LatencyResult> {
@@ -324,22 +414,21 @@ async function benchAdapter(
   config: Record<string, string>,
   scratch: string,
   profileDir: string | undefined,
-  track: (child: RelayChild | undefined) => void,
+  track: (children: readonly RelayChild[]) => void,
 ): Promise<AdapterResult> {
   const sink = new CountingSink();
   const sinkPort = await sink.start();
-  const logPath = join(scratch, `relay-${adapter}.log`);
-  progress(`${adapter}: starting the relay, every role, smart host: sink on 127.0.0.1:${sinkPort}`);
-  let relay: RelayChild | undefined;
+  progress(`${adapter}: starting the relay (${layoutText()}), smart host: sink on 127.0.0.1:${sinkPort}`);
+  let relay: Relay | undefined;
   try {
-    relay = await startRelayChild(
+    relay = await startRelay(
       adapter,
       { ...config, DELIVERY_SMART_HOST: `127.0.0.1:${sinkPort}` },
-      logPath,
+      scratch,
       profileDir,
+      track,
     );
-    track(relay);
-    const rssAfterStartMb = kbToMb((await memoryOf(relay.pid)).rssKb);
+    const rssAfterStartMb = kbToMb((await relayMemory(relay)).rssKb);
     progress(`${adapter}: (a) ${N} messages x ${PAYLOAD_OCTETS} octets over ${SESSIONS} sessions`);
     const throughput = await measureThroughput(relay, sink);
     progress(
@@ -374,7 +463,7 @@ async function benchAdapter(
           `client 250 -> sink ${JSON.stringify(latency.endToEnd)}, relay's latencyMs ${JSON.stringify(latency.relayReported)}`,
       );
     }
-    const peakRssMb = kbToMb((await memoryOf(relay.pid)).hwmKb);
+    const peakRssMb = kbToMb((await relayMemory(relay)).hwmKb);
     const failures = [
       throughput.complete ? undefined : `the sink counted ${throughput.delivered} of ${N}`,
       throughput.problem,
@@ -396,9 +485,9 @@ async function benchAdapter(
     };
   } finally {
     if (relay) {
-      progress(`${adapter}: stopping the relay (pid ${relay.pid})`);
-      await stopRelayChild(relay, progress);
-      track(undefined);
+      progress(`${adapter}: stopping the relay (pid ${relay.children.map((c) => c.pid).join(', ')})`);
+      await stopRelay(relay.children);
+      track([]);
     }
     await sink.stop();
   }
@@ -459,7 +548,7 @@ async function main(): Promise<number> {
     .split(',')
     .map((a) => a.trim())
     .filter((a): a is Adapter => a === 'postgres' || a === 'kafka');
-  let current: RelayChild | undefined;
+  let current: readonly RelayChild[] = [];
   const watchdog = startWatchdog(progress, () => current);
 
   const loadBefore = await loadAverage();
@@ -479,7 +568,9 @@ async function main(): Promise<number> {
       }
       const config = adapter === 'kafka' ? kafkaConfig : {};
       try {
-        results.push(await benchAdapter(adapter, config, scratch, profileDir, (child) => (current = child)));
+        results.push(
+          await benchAdapter(adapter, config, scratch, profileDir, (children) => (current = children)),
+        );
       } catch (error) {
         results.push({ adapter, status: 'failed', error: String(error) });
       }
@@ -501,13 +592,14 @@ async function main(): Promise<number> {
   await writeFile(join(scratch, 'results.json'), JSON.stringify(results, null, 2));
   process.stdout.write(
     `\nrelay end to end: N=${N} x ${PAYLOAD_OCTETS} B payload, ${SESSIONS} sessions, one message per connection; ` +
-      `latency at ${RATE} msg/s for ${LATENCY_MS / 1000} s; loadavg before/after: ${loadBefore} / ${loadAfter}\n\n`,
+      `latency at ${RATE} msg/s for ${LATENCY_MS / 1000} s; relay: ${layoutText()}; ` +
+      `loadavg before/after: ${loadBefore} / ${loadAfter}\n\n`,
   );
   process.stdout.write(`${table(results)}\n`);
   process.stdout.write(
     '(delivered msg/s: N / (first connection -> sink counted N); accept-to-delivered: client 250 -> ' +
-      "arrival at the sink; relay's latencyMs: Delivered events; peak RSS: VmHWM of the relay process; " +
-      `CPU: during (a), % of one core (its PG: the Postgres backends of the relay's database); aim: p99 < ${AIM.p99Ms} ms, msg/s >= ${AIM.shareOfPostfix} x Postfix's in peers.sh)\n\n`,
+      "arrival at the sink; relay's latencyMs: Delivered events; peak RSS: VmHWM of the relay's processes, summed; " +
+      `CPU: during (a), % of one core, the relay's processes summed (its PG: the Postgres backends of the relay's database); aim: p99 < ${AIM.p99Ms} ms, msg/s >= ${AIM.shareOfPostfix} x Postfix's in peers.sh)\n\n`,
   );
   for (const result of results) process.stdout.write(`${jsonLine(result)}\n`);
   const failed = results.some((r) => r.status === 'failed');

@@ -33,14 +33,26 @@ export interface TestRelay {
  */
 export async function startTestRelay(
   env: Record<string, string> = {},
-  options: { readonly shareWith?: TestRelay } = {},
+  options: {
+    /** A second relay of the same installation in this process: same database, data directory and log. */
+    readonly shareWith?: TestRelay;
+    /**
+     * The same, for a relay in another process (whose Kafka settings, if any, come in `env`): the
+     * database and data directory stay when this one stops; their owner removes them.
+     */
+    readonly join?: { readonly databaseUrl: string; readonly dataDir: string };
+  } = {},
 ): Promise<TestRelay> {
-  // A second relay process of the same installation: same database, data directory and log.
-  const shared = options.shareWith;
-  const db = shared ? shared.db : await createTestDatabase('relay');
-  const dataDir = shared ? shared.dataDir : await mkdtemp(join(tmpdir(), 'relay-test-'));
+  const { shareWith, join: joined } = options;
+  const shared = shareWith ?? joined;
+  const db: TestDatabase = shareWith
+    ? shareWith.db
+    : joined
+      ? joinedDatabase(joined.databaseUrl)
+      : await createTestDatabase('relay');
+  const dataDir = shareWith?.dataDir ?? joined?.dataDir ?? (await mkdtemp(join(tmpdir(), 'relay-test-')));
   const config = loadConfig({
-    ...(shared ? sharedEnv(shared.config) : {}),
+    ...(shareWith ? sharedEnv(shareWith.config) : {}),
     DATABASE_URL: db.url,
     RELAY_DATA_DIR: dataDir,
     SMTP_PORTS: '0',
@@ -101,6 +113,11 @@ export async function startTestRelay(
     },
   };
   return handle;
+}
+
+/** Another process's test database: this relay uses it and leaves dropping it to its owner. */
+function joinedDatabase(url: string): TestDatabase {
+  return { name: new URL(url).pathname.slice(1), url, drop: () => Promise.resolve() };
 }
 
 /** The settings a second relay needs to join the first one's event log. */
