@@ -1,5 +1,6 @@
 import { DataSource, type EntitySchema, type MixedList } from 'typeorm';
 import { MIGRATIONS } from './migrations/migrations.js';
+import { PreparingClient } from './prepared-statements.js';
 
 export interface DataSourceOptions {
   readonly url: string;
@@ -20,7 +21,8 @@ export function createDataSource(options: DataSourceOptions): DataSource {
     synchronize: false,
     logging: ['error'],
     applicationName: options.applicationName ?? 'relay',
-    extra: { max: options.poolSize ?? 10 },
+    // pg's Pool takes the client class to create: one that sends marked statements prepared.
+    extra: { max: options.poolSize ?? 10, Client: PreparingClient },
   });
 }
 

@@ -1,4 +1,5 @@
 export * from './data-source.js';
+export { prepared } from './prepared-statements.js';
 export * from './embedded-postgres.js';
 export * from './accounts/account.entity.js';
 export * from './accounts/accounts.repository.js';

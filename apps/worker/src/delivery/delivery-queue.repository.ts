@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import type { MessageQueued, RelayEvent } from '@relay/domain';
-import { appendToOutbox } from '@relay/persistence';
+import { appendToOutbox, prepared } from '@relay/persistence';
 
 /** One recipient waiting for delivery, as its row holds it. */
 export interface QueuedRecipient {
@@ -80,6 +80,28 @@ const toQueued = (row: Row): QueuedRecipient => ({
 const COLUMNS = `message_id, recipient, account_id, domain, mail_from, spool_key, size, smtp_utf8,
   eight_bit_mime, received_at, attempts, return_path`;
 
+/** New recipients, each leased to `$2` (when given) for `$3` ms; a recipient already queued stays as it is. */
+const ENQUEUE_SQL = prepared(`
+  INSERT INTO delivery_recipients (message_id, recipient, account_id, domain, mail_from, spool_key, size,
+    smtp_utf8, eight_bit_mime, received_at, queued_event_id, return_path, next_attempt_at, lease_owner,
+    lease_until)
+  SELECT r.message_id, r.recipient, r.account_id, r.domain, r.mail_from, r.spool_key, r.size,
+    r.smtp_utf8, r.eight_bit_mime, r.received_at, r.queued_event_id, r.return_path, now(), $2::text,
+    CASE WHEN $2::text IS NULL THEN NULL ELSE now() + $3 * interval '1 millisecond' END
+  FROM jsonb_to_recordset($1::jsonb) AS r(message_id text, recipient text, account_id text, domain text,
+    mail_from text, spool_key text, size bigint, smtp_utf8 boolean, eight_bit_mime boolean,
+    received_at timestamptz, queued_event_id uuid, return_path text)
+  ON CONFLICT (message_id, recipient) DO NOTHING
+  RETURNING ${COLUMNS}`);
+
+const OUTCOMES_SQL = prepared(`
+  UPDATE delivery_recipients d SET state = u.state, attempts = d.attempts + 1,
+    next_attempt_at = COALESCE(u.next_attempt_at, d.next_attempt_at),
+    lease_owner = NULL, lease_until = NULL, updated_at = now()
+  FROM jsonb_to_recordset($1::jsonb)
+    AS u(message_id text, recipient text, state text, next_attempt_at timestamptz)
+  WHERE d.message_id = u.message_id AND d.recipient = u.recipient`);
+
 interface PendingOutcomes {
   readonly messageId: string;
   readonly updates: readonly RecipientUpdate[];
@@ -152,20 +174,11 @@ export class DeliveryQueueRepository {
       queued_event_id: r.queuedEventId,
       return_path: r.returnPath ?? null,
     }));
-    const inserted: Row[] = await this.dataSource.query(
-      `INSERT INTO delivery_recipients (message_id, recipient, account_id, domain, mail_from, spool_key, size,
-         smtp_utf8, eight_bit_mime, received_at, queued_event_id, return_path, next_attempt_at, lease_owner,
-         lease_until)
-       SELECT r.message_id, r.recipient, r.account_id, r.domain, r.mail_from, r.spool_key, r.size,
-         r.smtp_utf8, r.eight_bit_mime, r.received_at, r.queued_event_id, r.return_path, now(), $2::text,
-         CASE WHEN $2::text IS NULL THEN NULL ELSE now() + $3 * interval '1 millisecond' END
-       FROM jsonb_to_recordset($1::jsonb) AS r(message_id text, recipient text, account_id text, domain text,
-         mail_from text, spool_key text, size bigint, smtp_utf8 boolean, eight_bit_mime boolean,
-         received_at timestamptz, queued_event_id uuid, return_path text)
-       ON CONFLICT (message_id, recipient) DO NOTHING
-       RETURNING ${COLUMNS}`,
-      [JSON.stringify(rows), leaseOwner ?? null, leaseMs],
-    );
+    const inserted: Row[] = await this.dataSource.query(ENQUEUE_SQL, [
+      JSON.stringify(rows),
+      leaseOwner ?? null,
+      leaseMs,
+    ]);
     return inserted.map(toQueued);
   }
 
@@ -220,24 +233,16 @@ export class DeliveryQueueRepository {
 
   private async writeOutcomes(rows: readonly { messageId: string; u: RecipientUpdate }[]): Promise<void> {
     await this.dataSource.transaction(async (manager) => {
-      await manager.query(
-        `UPDATE delivery_recipients d SET state = u.state, attempts = d.attempts + 1,
-           next_attempt_at = COALESCE(u.next_attempt_at, d.next_attempt_at),
-           lease_owner = NULL, lease_until = NULL, updated_at = now()
-         FROM jsonb_to_recordset($1::jsonb)
-           AS u(message_id text, recipient text, state text, next_attempt_at timestamptz)
-         WHERE d.message_id = u.message_id AND d.recipient = u.recipient`,
-        [
-          JSON.stringify(
-            rows.map(({ messageId, u }) => ({
-              message_id: messageId,
-              recipient: u.recipient,
-              state: u.state,
-              next_attempt_at: u.state === 'pending' ? u.nextAttemptAt.toISOString() : null,
-            })),
-          ),
-        ],
-      );
+      await manager.query(OUTCOMES_SQL, [
+        JSON.stringify(
+          rows.map(({ messageId, u }) => ({
+            message_id: messageId,
+            recipient: u.recipient,
+            state: u.state,
+            next_attempt_at: u.state === 'pending' ? u.nextAttemptAt.toISOString() : null,
+          })),
+        ),
+      ]);
       await appendToOutbox(
         manager,
         rows.map(({ u }) => u.event),

@@ -9,10 +9,22 @@ import {
   type SuppressionList,
   type Usage,
 } from '@relay/domain';
-import { appendToOutbox, type Projection } from '@relay/persistence';
+import { appendToOutbox, prepared, type Projection } from '@relay/persistence';
 import type { SuppressionLookup } from './suppression-lookup.port.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const PLAN_SQL = prepared(
+  `SELECT monthly_message_limit, monthly_byte_limit, overage_allowed FROM accounts WHERE id = $1::uuid`,
+);
+/** Creates the month's row if need be and locks it (ON CONFLICT DO UPDATE locks, like FOR UPDATE). */
+const LOCK_USAGE_SQL = prepared(`
+  INSERT INTO policy_usage AS u (account_id, period) VALUES ($1, $2)
+  ON CONFLICT (account_id, period) DO UPDATE SET messages = u.messages
+  RETURNING messages, bytes`);
+const STORE_USAGE_SQL = prepared(
+  `UPDATE policy_usage SET messages = $3, bytes = $4 WHERE account_id = $1 AND period = $2`,
+);
 
 interface PlanRow {
   monthly_message_limit: number | null;
@@ -66,10 +78,7 @@ export class PolicyStage implements Projection<'MessageReceived' | 'MessageResub
       this.log(input, decision.events);
     }
     for (const [accountId, usage] of usages) {
-      await manager.query(
-        `UPDATE policy_usage SET messages = $3, bytes = $4 WHERE account_id = $1 AND period = $2`,
-        [accountId, period, usage.messages, usage.bytes],
-      );
+      await manager.query(STORE_USAGE_SQL, [accountId, period, usage.messages, usage.bytes]);
     }
     await appendToOutbox(manager, decided);
   }
@@ -99,10 +108,7 @@ export class PolicyStage implements Projection<'MessageReceived' | 'MessageResub
 
   private async planOf(manager: EntityManager, accountId: string): Promise<Plan | undefined> {
     if (!UUID.test(accountId)) return undefined;
-    const rows: PlanRow[] = await manager.query(
-      `SELECT monthly_message_limit, monthly_byte_limit, overage_allowed FROM accounts WHERE id = $1::uuid`,
-      [accountId],
-    );
+    const rows: PlanRow[] = await manager.query(PLAN_SQL, [accountId]);
     const row = rows[0];
     if (!row) return undefined;
     return {
@@ -114,14 +120,10 @@ export class PolicyStage implements Projection<'MessageReceived' | 'MessageResub
 
   /** The month's usage, its row locked until the transaction ends. */
   private async lockUsage(manager: EntityManager, accountId: string, period: string): Promise<Usage> {
-    await manager.query(
-      `INSERT INTO policy_usage (account_id, period) VALUES ($1, $2) ON CONFLICT (account_id, period) DO NOTHING`,
-      [accountId, period],
-    );
-    const rows: { messages: string; bytes: string }[] = await manager.query(
-      `SELECT messages, bytes FROM policy_usage WHERE account_id = $1 AND period = $2 FOR UPDATE`,
-      [accountId, period],
-    );
+    const rows: { messages: string; bytes: string }[] = await manager.query(LOCK_USAGE_SQL, [
+      accountId,
+      period,
+    ]);
     return { messages: Number(rows[0]?.messages ?? 0), bytes: Number(rows[0]?.bytes ?? 0) };
   }
 

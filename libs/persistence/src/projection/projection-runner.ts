@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { prepared } from '../prepared-statements.js';
 import type { ProjectedEvent, Projection, ProjectionLog, ProjectionLogger } from './projection.js';
 
 export interface ProjectionRunnerOptions {
@@ -23,18 +24,20 @@ export function consumerGroupOf(name: string, generation: number): string {
 }
 
 /** Shares the generation row: a rebuild (which updates it) waits for batches in flight, and they for it. */
-const GENERATION_SQL = `SELECT generation FROM projection_generations WHERE projection = $1 FOR SHARE`;
+const GENERATION_SQL = prepared(
+  `SELECT generation FROM projection_generations WHERE projection = $1 FOR SHARE`,
+);
 
 /** Creates the partition's row if need be and locks it; an existing row keeps its offset. */
-const LOCK_POSITION_SQL = `
+const LOCK_POSITION_SQL = prepared(`
   INSERT INTO projection_positions AS p (projection, partition, log_offset)
   VALUES ($1, $2, '')
   ON CONFLICT (projection, partition) DO UPDATE SET log_offset = p.log_offset
-  RETURNING log_offset`;
+  RETURNING log_offset`);
 
-const STORE_POSITION_SQL = `
+const STORE_POSITION_SQL = prepared(`
   UPDATE projection_positions SET log_offset = $3, updated_at = now()
-  WHERE projection = $1 AND partition = $2`;
+  WHERE projection = $1 AND partition = $2`);
 
 async function ensureGeneration(dataSource: DataSource, name: string): Promise<number> {
   await dataSource.query(

@@ -15,21 +15,22 @@ import {
   type MessageReportRow,
   type RecipientReportRow,
 } from './delivery-report-rows.js';
+import { prepared } from '../../prepared-statements.js';
 
 interface RecipientRow extends RecipientReportRow {
   message_id: string;
   updated_at: Date;
 }
 
-const LOAD_MESSAGES_SQL = `
-  SELECT ${MESSAGE_REPORT_COLUMNS} FROM message_reports WHERE message_id = ANY($1::text[])`;
+const LOAD_MESSAGES_SQL = prepared(`
+  SELECT ${MESSAGE_REPORT_COLUMNS} FROM message_reports WHERE message_id = ANY($1::text[])`);
 
-const LOAD_RECIPIENTS_SQL = `
+const LOAD_RECIPIENTS_SQL = prepared(`
   SELECT message_id, ${RECIPIENT_REPORT_COLUMNS}, updated_at
-  FROM recipient_reports WHERE message_id = ANY($1::text[])`;
+  FROM recipient_reports WHERE message_id = ANY($1::text[])`);
 
 /** One statement for every message of the batch; the rows come as a JSON array of row objects. */
-const SAVE_MESSAGES_SQL = `
+const SAVE_MESSAGES_SQL = prepared(`
   INSERT INTO message_reports AS m
     (message_id, account_id, mail_from, from_address, subject, size, recipients_count, status,
      received_at, updated_at)
@@ -47,9 +48,9 @@ const SAVE_MESSAGES_SQL = `
     recipients_count = EXCLUDED.recipients_count,
     status = EXCLUDED.status,
     received_at = EXCLUDED.received_at,
-    updated_at = EXCLUDED.updated_at`;
+    updated_at = EXCLUDED.updated_at`);
 
-const SAVE_RECIPIENTS_SQL = `
+const SAVE_RECIPIENTS_SQL = prepared(`
   INSERT INTO recipient_reports AS rr
     (message_id, recipient, status, attempts, last_reply, last_mx, next_attempt_at, bounce_class,
      status_code, updated_at, timeline)
@@ -68,7 +69,7 @@ const SAVE_RECIPIENTS_SQL = `
     bounce_class = EXCLUDED.bounce_class,
     status_code = EXCLUDED.status_code,
     updated_at = EXCLUDED.updated_at,
-    timeline = EXCLUDED.timeline`;
+    timeline = EXCLUDED.timeline`);
 
 async function load(
   manager: EntityManager,

@@ -1,6 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import type { EventOfType } from '@relay/domain';
 import type { Projection } from '../projection.js';
+import { prepared } from '../../prepared-statements.js';
 
 export const QUOTA_EVENT_TYPES = ['MessageQueued'] as const;
 
@@ -41,7 +42,7 @@ export function queuedCounts(events: readonly QuotaEvent[]): QueuedCount[] {
  * of an event published twice is not), sum them per account and month, and add the sums. Rows in
  * key order, so two batches touching the same months lock them in the same order.
  */
-const COUNT_SQL = `
+const COUNT_SQL = prepared(`
   WITH batch AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
       event_id uuid, account_id text, period text, messages bigint, bytes bigint)
@@ -58,7 +59,7 @@ const COUNT_SQL = `
   ORDER BY b.account_id, b.period
   ON CONFLICT (account_id, period) DO UPDATE SET
     messages = u.messages + EXCLUDED.messages,
-    bytes = u.bytes + EXCLUDED.bytes`;
+    bytes = u.bytes + EXCLUDED.bytes`);
 
 /**
  * Projection "quota": messages and bytes per account and calendar month (UTC), as the policy

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { suppressionKey, type SuppressionList, type SuppressionSource } from '@relay/domain';
+import { prepared } from '../../prepared-statements.js';
 import { cursorTimeSql, decodeKeysetCursor, encodeKeysetCursor } from '../keyset-cursor.js';
 
 /** Both lists, in the order isListed prefers them when an address is on both. */
@@ -97,6 +98,10 @@ function toEntry(row: EntryRow): SuppressionEntry {
  * Reads the Bounce and Unsubscribe lists that SuppressionsProjector writes. Addresses compare by
  * suppressionKey (@relay/domain): the domain case-insensitively, the local part as given.
  */
+const IS_LISTED_SQL = prepared(`
+  SELECT address_key, list FROM suppressions
+  WHERE account_id = $1 AND list = ANY($2::text[]) AND address_key = ANY($3::text[])`);
+
 @Injectable()
 export class SuppressionsRepository {
   constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
@@ -113,8 +118,7 @@ export class SuppressionsRepository {
     // list = ANY names both lists so that the primary key (account_id, list, address_key) serves
     // the lookup on any Postgres, not only on one with B-tree skip scan (18 and later).
     const rows: { address_key: string; list: SuppressionList }[] = await this.dataSource.query(
-      `SELECT address_key, list FROM suppressions
-       WHERE account_id = $1 AND list = ANY($2::text[]) AND address_key = ANY($3::text[])`,
+      IS_LISTED_SQL,
       [accountId, SUPPRESSION_LISTS, keys],
     );
     const byKey = new Map<string, SuppressionList>();
