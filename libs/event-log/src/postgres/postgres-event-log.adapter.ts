@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { RelayEvent } from '@relay/domain';
+import { AppendListener } from './append-listener.js';
 import type {
   EventLog,
   LoggedEvent,
@@ -216,6 +217,8 @@ export class PostgresEventLog implements EventLog {
   private readonly pool: pg.Pool;
   private readonly logger: EventLogLogger;
   private readonly subscriptions = new Set<PostgresSubscription>();
+  /** Started by the first subscription: wakes them all. */
+  private listener: AppendListener | undefined;
   private readonly queue: PendingAppend[] = [];
   private draining: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
@@ -328,6 +331,20 @@ export class PostgresEventLog implements EventLog {
     if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
       throw new RangeError(`maxBatchSize must be a positive integer, got ${maxBatchSize}`);
     }
+    // LISTEN is in place before the subscription's first read, so no append can slip between.
+    this.listener ??= new AppendListener({
+      url: this.options.url,
+      channel: EVENTS_CHANNEL,
+      applicationName: `${this.options.applicationName ?? 'relay-event-log'}:listener`,
+      logger: this.logger,
+      onAppend: (payload) => {
+        for (const subscription of this.subscriptions) subscription.notify(payload);
+      },
+      onGap: () => {
+        for (const subscription of this.subscriptions) subscription.notify(undefined);
+      },
+    });
+    await this.listener.ready;
     const subscription = new PostgresSubscription({
       url: this.options.url,
       applicationName: `${this.options.applicationName ?? 'relay-event-log'}:${options.group}`,
@@ -394,6 +411,7 @@ export class PostgresEventLog implements EventLog {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await Promise.all([...this.subscriptions].map((s) => s.stop()));
+      await this.listener?.stop();
       this.acceptingAppends = false;
       await this.draining;
       await this.pool.end();
@@ -425,7 +443,7 @@ interface Connection {
 }
 
 /**
- * One group member. Its own connection holds the group's session advisory lock, LISTENs, reads
+ * One group member. Its own connection holds the group's session advisory lock, reads
  * and commits positions: if that connection drops, the lock goes with it, and a position can no
  * longer be committed by a member that lost the group to a standby.
  */
@@ -516,22 +534,26 @@ export class PostgresSubscription implements Subscription {
     };
     client.on('error', lose);
     client.on('end', () => lose(new Error('connection ended')));
-    client.on('notification', (message: pg.Notification) => {
-      if (this.current !== connection || this.notified) return;
-      const types = this.settings.types;
-      if (types && message.payload && !message.payload.split(',').some((type) => types.includes(type)))
-        return;
-      this.notified = true;
-      // Every append wakes every consumer group; waiting a moment lets one read take the events
-      // of several appends instead of one query (and one position) per group per append.
-      const wakeUp = this.wakeUp;
-      if (wakeUp?.onNotify) setTimeout(() => wakeUp.wake(), this.settings.notifyDelayMs);
-    });
     await client.connect();
     return connection;
   }
 
-  /** Ending the session releases the lock and the LISTEN, whatever state the loop was in. */
+  /**
+   * An append's NOTIFY, from the log's listener (`payload`: the types appended; undefined: any,
+   * after the listener lost its connection). A group that takes none of the types sleeps on.
+   */
+  notify(payload: string | undefined): void {
+    if (this.current === undefined || this.notified) return;
+    const types = this.settings.types;
+    if (types && payload && !payload.split(',').some((type) => types.includes(type))) return;
+    this.notified = true;
+    // Waiting a moment lets one read take the events of several appends instead of one query
+    // (and one position) per group per append.
+    const wakeUp = this.wakeUp;
+    if (wakeUp?.onNotify) setTimeout(() => wakeUp.wake(), this.settings.notifyDelayMs);
+  }
+
+  /** Ending the session releases the lock, whatever state the loop was in. */
   private async disconnect(connection: Connection): Promise<void> {
     try {
       await withTimeout(connection.client.end(), DISCONNECT_TIMEOUT_MS, 'disconnect');
@@ -583,7 +605,6 @@ export class PostgresSubscription implements Subscription {
     // The read is the same keyset scan whatever the cursor (its index condition holds parameters
     // alone): planning it anew on every call cost about three quarters of its CPU in Postgres.
     await this.query(connection, 'SET plan_cache_mode = force_generic_plan', []);
-    await this.query(connection, `LISTEN ${EVENTS_CHANNEL}`, []);
     const [stored] = await this.query<CursorRow>(connection, LOAD_POSITION_SQL, [group]);
     // Only committed positions are ever kept here, so a redelivery restarts from this cursor.
     let cursor: Cursor = stored ? cursorOf(stored) : LOG_START;

@@ -189,6 +189,52 @@ describe('PostgresEventLog', () => {
     await subscription.stop();
   });
 
+  it('wakes every group from one LISTEN session, and again after that session is killed', async () => {
+    const db = await database();
+    // With the fallback poll an hour away, only the listener can wake the groups in time.
+    const { log, logger } = await open(db, {
+      pollIntervalMs: 3_600_000,
+      applicationName: 'relay-test-listener',
+    });
+    const consumers = [collect(), collect(), collect()];
+    const subscriptions = await Promise.all(
+      consumers.map((consumer, i) => log.subscribe({ group: `listener-${i}`, handle: consumer.handle })),
+    );
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      const sessions = await admin.query<{ application_name: string }>(
+        `SELECT application_name FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name LIKE 'relay-test-listener:%'`,
+      );
+      // One session per group (it holds the group's lock) and one listener, not one per group.
+      expect(
+        sessions.rows.filter((row) => row.application_name === 'relay-test-listener:listener'),
+      ).toHaveLength(1);
+      await sleep(100);
+      await log.append([testEvent(0)]);
+      for (const consumer of consumers) await waitUntil(() => consumer.seen.length === 1, 'woken by NOTIFY');
+
+      const killed = await admin.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'relay-test-listener:listener'`,
+      );
+      expect(killed.rowCount).toBe(1);
+      // Appended while nobody listens: the listener's return wakes the groups for it.
+      await log.append([testEvent(1)]);
+      for (const consumer of consumers)
+        await waitUntil(() => consumer.seen.length === 2, 'woken after the gap');
+      await waitUntil(() => logger.lines.some((line) => line.includes('append listener lost')), 'logged');
+      await sleep(100);
+      await log.append([testEvent(2)]);
+      for (const consumer of consumers) await waitUntil(() => consumer.seen.length === 3, 'woken again');
+    } finally {
+      await admin.end();
+    }
+    for (const consumer of consumers) expect(consumer.seen).toEqual([0, 1, 2]);
+    await Promise.all(subscriptions.map((s) => s.stop()));
+  });
+
   it('fails only the caller whose events are bad when concurrent appends are written together', async () => {
     const db = await database();
     const { log } = await open(db);
