@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { close, constants, fsync, futimes, open as openCallback, write, type Dirent } from 'node:fs';
-import { link, mkdir, open, opendir, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, opendir, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -76,7 +75,7 @@ async function writeFully(file: number, block: Buffer): Promise<void> {
 /**
  * One day directory, created once and then kept open, so that its fsyncs are shared (group
  * commit): an fsync covers every entry made before it started, so a writer waits for the first
- * fsync to start after its link, and all the writers that linked meanwhile share that one.
+ * fsync to start after its file was made, and all the writers that made one meanwhile share it.
  */
 class DayDirectory {
   private readonly descriptor: Promise<number>;
@@ -151,13 +150,16 @@ function noop(): void {}
 
 /**
  * Bodies as files `<root>/<yyyy-mm-dd>/<messageId>.eml`, for a relay on one machine. A body is
- * written into `<root>/tmp` and appears under its key only once complete and fsynced, so a
- * reader never sees a partial body and a crash leaves at most a temporary file for the sweep.
+ * written straight under its final name (O_EXCL, so an existing body is never replaced) and is
+ * durable once write() resolves: its data by O_DSYNC or fsync, its name by the day directory's
+ * fsync. Nothing reads a key before write() has resolved (the key reaches readers only through
+ * the MessageReceived appended after it), so a body cut short by a crash is never read: it lies
+ * unreferenced until the sweep removes it with its day. Writing into a temporary name and linking
+ * it in cost two more file operations per message, each a trip through libuv's thread pool.
  */
 export class LocalDirectorySpool implements Spool {
+  /** Where earlier versions wrote bodies before linking them in; the sweep still empties it. */
   private readonly temporaryDirectory: string;
-  /** Created once; a failed creation is retried by the next write. */
-  private temporaryDirectoryReady: Promise<void> | undefined;
   private readonly now: () => Date;
   /** Only a custom clock needs its time stamped on the file; otherwise the write sets it. */
   private readonly stampsWriteTime: boolean;
@@ -180,26 +182,20 @@ export class LocalDirectorySpool implements Spool {
     const day = dayOf(writtenAt);
     const directory = this.acquireDayDirectory(day);
     const path = join(directory.path, `${messageId}${BODY_SUFFIX}`);
-    const temporaryPath = join(this.temporaryDirectory, `${messageId}.${randomUUID()}`);
-    let linked = false;
+    const file = { created: false };
     try {
-      const size = await this.writeTemporary(temporaryPath, body, maxSize, writtenAt);
       await directory.ready();
-      // link, not rename: it fails instead of replacing a body that events may already point at.
-      await link(temporaryPath, path).catch((error: unknown) => {
+      const size = await this.writeFile(path, body, maxSize, writtenAt, file).catch((error: unknown) => {
+        // O_EXCL: a body that events may already point at is never replaced.
         if (hasCode(error, 'EEXIST')) throw alreadySpooledError(key);
         // The directory went from under its descriptor: the next write makes it anew.
         if (hasCode(error, 'ENOENT')) this.forgetDayDirectory(day, directory);
         throw error;
       });
-      linked = true;
-      // The temporary name plays no part in durability, so it goes while the directory syncs; a
-      // crash before it is gone leaves it to the sweep.
-      await Promise.all([directory.sync(), unlink(temporaryPath).catch(noop)]);
+      await directory.sync();
       return { key, size };
     } catch (error) {
-      if (linked) await unlink(path).catch(noop);
-      await unlink(temporaryPath).catch(noop);
+      if (file.created) await unlink(path).catch(noop);
       throw error;
     } finally {
       directory.release();
@@ -290,12 +286,16 @@ export class LocalDirectorySpool implements Spool {
     directory.retire();
   }
 
-  /** Stores `body` as a new file at `path` with its data on disk; returns its size. */
-  private async writeTemporary(
+  /**
+   * Stores `body` as a new file at `path` with its data on disk; returns its size. `file.created`
+   * says whether the file was made (and so is this write's to remove if it fails).
+   */
+  private async writeFile(
     path: string,
     body: Readable,
     maxSize: number | undefined,
     writtenAt: Date,
+    file: { created: boolean },
   ): Promise<number> {
     const blocks = readBlocks(body, WRITE_BLOCK_SIZE, maxSize);
     try {
@@ -305,33 +305,25 @@ export class LocalDirectorySpool implements Spool {
       // write, so that case takes the fsync.
       const first = await blocks.next();
       const single = !first.done && first.value.length < WRITE_BLOCK_SIZE && !this.stampsWriteTime;
-      await (this.temporaryDirectoryReady ??= this.createTemporaryDirectory());
-      const file = await openDescriptor(path, single ? CREATE_SYNCHRONOUS : 'wx');
+      const descriptor = await openDescriptor(path, single ? CREATE_SYNCHRONOUS : 'wx');
+      file.created = true;
       try {
         let size = 0;
         for (let block = first; !block.done; block = await blocks.next()) {
-          await writeFully(file, block.value);
+          await writeFully(descriptor, block.value);
           size += block.value.length;
         }
         // The sweep reads the write time from the file: set after the last write, which moves it.
-        if (this.stampsWriteTime) await stampDescriptor(file, writtenAt, writtenAt);
-        if (!single) await syncDescriptor(file);
+        if (this.stampsWriteTime) await stampDescriptor(descriptor, writtenAt, writtenAt);
+        if (!single) await syncDescriptor(descriptor);
         return size;
       } finally {
-        await closeDescriptor(file);
+        await closeDescriptor(descriptor);
       }
     } finally {
       // Stops reading the source early (on a failed write) without destroying it: it is the caller's.
       await blocks.return();
     }
-  }
-
-  private createTemporaryDirectory(): Promise<void> {
-    const created = createDurableDirectory(this.temporaryDirectory);
-    created.catch(() => {
-      if (this.temporaryDirectoryReady === created) this.temporaryDirectoryReady = undefined;
-    });
-    return created;
   }
 
   /** Removes the bodies in `directory` written before `before` (all of them if undefined). */

@@ -53,9 +53,9 @@ describe('LocalDirectorySpool', () => {
     const root = await directory();
     const spool = new LocalDirectorySpool(root, { now: () => new Date('2025-03-10T08:00:00Z') });
     const { key } = await spool.write('in-place', Readable.from([Buffer.from('Subject: x\r\n\r\nbody\r\n')]));
-    // Durability itself needs a power cut to test: write fsyncs the file before linking it into
-    // the day directory and then fsyncs that directory (and the root when the day is new),
-    // because an fsynced file whose directory entry was not synced can vanish in a crash.
+    // Durability itself needs a power cut to test: write stores the data with O_DSYNC (or an
+    // fsync) and then fsyncs the day directory (and the root when the day is new), because an
+    // fsynced file whose directory entry was not synced can vanish in a crash.
     expect(key).toBe('2025-03-10/in-place');
     expect(await filesUnder(root)).toEqual(['2025-03-10/in-place.eml']);
     expect((await readFile(join(root, '2025-03-10', 'in-place.eml'))).toString()).toBe(
