@@ -1,9 +1,6 @@
 import pg from 'pg';
 import type { EventLogLogger } from '../event-log.port.js';
-
-const CONNECT_TIMEOUT_MS = 10_000;
-const RECONNECT_MIN_MS = 250;
-const RECONNECT_MAX_MS = 10_000;
+import { CONNECT_TIMEOUT_MS, RECONNECT_MAX_MS, RECONNECT_MIN_MS } from './connection-timing.js';
 
 export interface AppendListenerOptions {
   readonly url: string;

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { RelayEvent } from '@relay/domain';
 import { AppendListener } from './append-listener.js';
+import { CONNECT_TIMEOUT_MS, RECONNECT_MAX_MS, RECONNECT_MIN_MS } from './connection-timing.js';
 import type {
   EventLog,
   LoggedEvent,
@@ -41,15 +42,12 @@ const DEFAULT_BATCH_SIZE = 500;
 const DEFAULT_POOL_SIZE = 10;
 const MAX_FLUSH_EVENTS = 5_000;
 const MAX_FLUSH_JSON_CHARS = 16 * 1024 * 1024;
-const CONNECT_TIMEOUT_MS = 10_000;
 const HEALTH_TIMEOUT_MS = 2_000;
 const DISCONNECT_TIMEOUT_MS = 2_000;
 const HELD_BACK_REPOLL_MIN_MS = 5;
 const HELD_BACK_REPOLL_MAX_MS = 100;
 const HANDLER_RETRY_MIN_MS = 250;
 const HANDLER_RETRY_MAX_MS = 5_000;
-const RECONNECT_MIN_MS = 250;
-const RECONNECT_MAX_MS = 10_000;
 
 /**
  * One statement, so an autocommit append costs one round trip. The envelope array is ordered by
