@@ -173,6 +173,36 @@ describe('ProjectionRunner', () => {
     expect(position).toEqual({ partition: 0, log_offset: lastOffset?.o });
   });
 
+  it('keeps a position per partition when one batch spans several (as Kafka hands them)', async () => {
+    // A log that hands the runner batches built here, positioned as Kafka positions them.
+    let deliver: ((batch: readonly ProjectedEvent[]) => Promise<void>) | undefined;
+    const handBuilt: ProjectionLog = {
+      subscribe: async (options) => {
+        deliver = (batch) => options.handle(batch);
+        return { stop: () => Promise.resolve() };
+      },
+    };
+    await runner(new NumbersProjection(), handBuilt).start();
+    const at = (partition: number, offset: number, n: number): ProjectedEvent => ({
+      event: numbered(n),
+      position: { partition, offset: String(offset).padStart(20, '0') },
+    });
+    const first = [at(2, 7, 0), at(0, 3, 1), at(2, 8, 2)];
+    await deliver!(first);
+    expect(await positions()).toEqual([
+      { partition: 0, log_offset: '00000000000000000003' },
+      { partition: 2, log_offset: '00000000000000000008' },
+    ]);
+    // Redelivered with one new event per partition: only the new ones are applied (order holds
+    // within a partition; partitions go in the order they first appear in the batch).
+    await deliver!([...first, at(0, 4, 3), at(2, 9, 4)]);
+    expect(await applied()).toEqual([0, 2, 1, 4, 3]);
+    expect(await positions()).toEqual([
+      { partition: 0, log_offset: '00000000000000000004' },
+      { partition: 2, log_offset: '00000000000000000009' },
+    ]);
+  });
+
   it('skips a batch redelivered after its transaction committed (the log lost its own commit)', async () => {
     const projection = new NumbersProjection();
     const observed = new ObservedLog(log);

@@ -23,17 +23,26 @@ export function consumerGroupOf(name: string, generation: number): string {
   return generation === 0 ? `projection-${name}` : `projection-${name}-g${generation}`;
 }
 
-/** Shares the generation row: a rebuild (which updates it) waits for batches in flight, and they for it. */
-const GENERATION_SQL = prepared(
-  `SELECT generation FROM projection_generations WHERE projection = $1 FOR SHARE`,
-);
-
-/** Creates the partition's row if need be and locks it; an existing row keeps its offset. */
-const LOCK_POSITION_SQL = prepared(`
-  INSERT INTO projection_positions AS p (projection, partition, log_offset)
-  VALUES ($1, $2, '')
-  ON CONFLICT (projection, partition) DO UPDATE SET log_offset = p.log_offset
-  RETURNING log_offset`);
+/**
+ * The start of a batch's transaction, in one round trip: shares the generation row (a rebuild,
+ * which updates it, waits for batches in flight, and they for it), then, only if the generation
+ * is still `$3`, creates the rows of the batch's partitions `$2` if need be and locks them in
+ * partition order; an existing row keeps its offset. The positions read the generation, so its
+ * lock is always taken first, as a rebuild takes them.
+ */
+const BEGIN_BATCH_SQL = prepared(`
+  WITH current AS (
+    SELECT generation FROM projection_generations WHERE projection = $1 FOR SHARE
+  ), locked AS (
+    INSERT INTO projection_positions AS p (projection, partition, log_offset)
+    SELECT $1, partition, '' FROM current, unnest($2::int[]) AS partition
+    WHERE current.generation = $3
+    ORDER BY partition
+    ON CONFLICT (projection, partition) DO UPDATE SET log_offset = p.log_offset
+    RETURNING partition, log_offset
+  )
+  SELECT (SELECT generation FROM current) AS generation,
+    (SELECT json_object_agg(partition, log_offset) FROM locked) AS offsets`);
 
 const STORE_POSITION_SQL = prepared(`
   UPDATE projection_positions SET log_offset = $3, updated_at = now()
@@ -190,19 +199,20 @@ export class ProjectionRunner {
     batch: readonly ProjectedEvent[],
     generation: number,
   ): Promise<BatchOutcome> {
-    const rows: { generation: number }[] = await manager.query(GENERATION_SQL, [this.projection.name]);
-    const current = rows[0]?.generation;
+    const partitions = byPartition(batch);
+    const rows: { generation: number | null; offsets: Record<string, string> | null }[] = await manager.query(
+      BEGIN_BATCH_SQL,
+      [this.projection.name, [...partitions.keys()], generation],
+    );
+    const current = rows[0]?.generation ?? undefined;
     if (current === undefined) return { kind: 'no-generation' };
     if (current !== generation) return { kind: 'rebuilt', generation: current };
+    const offsets = rows[0]?.offsets ?? {};
     let applied = 0;
     let skipped = 0;
-    for (const [partition, events] of byPartition(batch)) {
-      const stored: { log_offset: string }[] = await manager.query(LOCK_POSITION_SQL, [
-        this.projection.name,
-        partition,
-      ]);
+    for (const [partition, events] of partitions) {
       // '' sorts below every offset: nothing of this partition applied yet.
-      const from = stored[0]?.log_offset ?? '';
+      const from = offsets[String(partition)] ?? '';
       const fresh = events.filter((logged) => logged.position.offset > from);
       skipped += events.length - fresh.length;
       const last = fresh.at(-1)?.position;
