@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { signTrackingToken, verifyTrackingToken, type TrackingClaims } from './tracking-token.js';
 
@@ -34,5 +35,19 @@ describe('tracking tokens', () => {
     expect(verifyTrackingToken(token, 'another key')).toBeNull();
     for (const bad of ['', '.', 'abc', 'a.b.c', `${payload}.`])
       expect(verifyTrackingToken(bad, key)).toBeNull();
+  });
+});
+
+describe('tracking token MAC', () => {
+  it('is the first 16 octets of HMAC-SHA256 over the payload, whichever key was used before', () => {
+    const claims = { kind: 'o', accountId: 'acc', messageId: 'm1', recipient: 'a@example.org' } as const;
+    for (const key of ['key-one', Buffer.from('key-two'), 'key-one', Buffer.from('key-two'), 'käy']) {
+      const token = signTrackingToken(claims, key);
+      const [payload, mac] = token.split('.') as [string, string];
+      const expected = createHmac('sha256', key).update(payload).digest().subarray(0, 16);
+      expect(Buffer.from(mac, 'base64url').equals(expected)).toBe(true);
+      expect(verifyTrackingToken(token, key)).toEqual(claims);
+      expect(verifyTrackingToken(token, 'another-key')).toBeNull();
+    }
   });
 });
