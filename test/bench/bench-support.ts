@@ -116,18 +116,18 @@ export async function readyLineOf<T>(
   );
 }
 
-/** The ready line's smtpPort and `key`: a number and a string, or undefined for any other line. */
+/** The ready line's smtpPort and `keys`: a number and strings, or undefined for any other line. */
 export function readyFields<K extends string>(
   line: string,
-  key: K,
+  ...keys: K[]
 ): ({ smtpPort: number } & Record<K, string>) | undefined {
   try {
     const ready = JSON.parse(line) as Record<string, unknown> | null;
     const smtpPort = ready?.smtpPort;
-    const value = ready?.[key];
-    return typeof smtpPort === 'number' && typeof value === 'string'
-      ? ({ smtpPort, [key]: value } as { smtpPort: number } & Record<K, string>)
-      : undefined;
+    if (typeof smtpPort !== 'number' || !keys.every((key) => typeof ready?.[key] === 'string'))
+      return undefined;
+    const fields = Object.fromEntries(keys.map((key) => [key, ready?.[key]]));
+    return { smtpPort, ...fields } as { smtpPort: number } & Record<K, string>;
   } catch {
     return undefined;
   }

@@ -79,9 +79,13 @@ const LAYOUTS: Readonly<Record<number, readonly (string | undefined)[]>> = {
   1: [undefined],
   2: ['worker,projector,admin-api,tracker', 'smtp-ingress'],
 };
-const PROCESSES = envNumber('BENCH_PROCESSES', 2);
-const LAYOUT = LAYOUTS[PROCESSES];
-if (!LAYOUT) throw new Error(`BENCH_PROCESSES must be one of ${Object.keys(LAYOUTS).join(', ')}`);
+const LAYOUT = layoutOf(envNumber('BENCH_PROCESSES', 2));
+
+function layoutOf(processes: number): readonly (string | undefined)[] {
+  const layout = LAYOUTS[processes];
+  if (!layout) throw new Error(`BENCH_PROCESSES must be one of ${Object.keys(LAYOUTS).join(', ')}`);
+  return layout;
+}
 const AIM = { p99Ms: 250, shareOfPostfix: 0.5 };
 
 interface RelayChild extends ChildRelay {
@@ -238,18 +242,14 @@ async function startRelayChild(
   const readyPipe = child.stdio[3] as Readable | null | undefined;
   if (child.pid === undefined || !readyPipe) throw new Error('could not spawn the relay process');
   const relay = { process: child, pid: child.pid };
-  const parse = (line: string) => {
-    const fields = readyFields(line, 'databaseUrl');
-    const dataDir = (JSON.parse(line) as { dataDir?: unknown }).dataDir;
-    return fields && typeof dataDir === 'string' ? { ...fields, dataDir } : undefined;
-  };
+  const parse = (line: string) => readyFields(line, 'databaseUrl', 'dataDir');
   return { ...relay, ...(await readyLineOf(relay, readyPipe, parse, logPath, progress)) };
 }
 
 function layoutText(): string {
-  return LAYOUT!.length === 1
+  return LAYOUT.length === 1
     ? 'one process, every role'
-    : `${LAYOUT!.length} processes: ${LAYOUT!.map((roles) => roles ?? 'every role').join(' | ')}`;
+    : `${LAYOUT.length} processes: ${LAYOUT.map((roles) => roles ?? 'every role').join(' | ')}`;
 }
 
 /** The relay's processes of LAYOUT, one after the other; `track` sees each as it starts. */
@@ -262,8 +262,8 @@ async function startRelay(
 ): Promise<Relay> {
   const children: RelayChild[] = [];
   try {
-    for (const [index, roles] of LAYOUT!.entries()) {
-      const name = LAYOUT!.length === 1 ? `relay-${adapter}` : `relay-${adapter}-${index + 1}`;
+    for (const [index, roles] of LAYOUT.entries()) {
+      const name = LAYOUT.length === 1 ? `relay-${adapter}` : `relay-${adapter}-${index + 1}`;
       const owner = children[0];
       children.push(
         await startRelayChild(

@@ -2,11 +2,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  ACCOUNT,
-  MESSAGE,
-  RECIPIENT,
   TRACKING_BASE,
-  TRACKING_KEY,
   UNSUBSCRIBE_MARK,
   corpusFixtures,
   decodedText,
@@ -15,6 +11,7 @@ import {
   markPlaceholders,
   mimeView,
   readFixture,
+  testRenderOptions,
   untrack,
   unwrap,
   verifyDkim,
@@ -30,19 +27,7 @@ beforeAll(async () => {
 });
 
 function options(overrides: Partial<RenderOptions> = {}): RenderOptions {
-  return {
-    accountId: ACCOUNT,
-    messageId: MESSAGE,
-    recipient: RECIPIENT,
-    wrapWidth: 76,
-    tracking: { opens: true, clicks: true },
-    listUnsubscribe: true,
-    trackingBaseUrl: TRACKING_BASE,
-    trackingKey: TRACKING_KEY,
-    dkim: { domain: 'shop.example', selector: 'relay1', privateKeys: keys.map((key) => key.privateKeyPem) },
-    signTime: new Date('2026-03-03T09:14:05Z'),
-    ...overrides,
-  };
+  return testRenderOptions(keys, overrides);
 }
 
 async function render(

@@ -6,15 +6,7 @@ import { buffer } from 'node:stream/consumers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateDkimKeys, type DkimKey } from './dkim-keys.js';
-import {
-  ACCOUNT,
-  MESSAGE,
-  RECIPIENT,
-  TRACKING_BASE,
-  TRACKING_KEY,
-  readFixture,
-  verifyDkim,
-} from './fixtures/corpus.js';
+import { readFixture, testRenderOptions, verifyDkim } from './fixtures/corpus.js';
 import { renderMessage, type RenderOptions } from './render-message.js';
 
 // Needs no service, only the file system: a signed message larger than spoolMemoryBytes waits
@@ -29,21 +21,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const options = (spoolMemoryBytes: number, onRendered?: RenderOptions['onRendered']): RenderOptions => ({
-  accountId: ACCOUNT,
-  messageId: MESSAGE,
-  recipient: RECIPIENT,
-  wrapWidth: 76,
-  tracking: { opens: true, clicks: true },
-  listUnsubscribe: true,
-  trackingBaseUrl: TRACKING_BASE,
-  trackingKey: TRACKING_KEY,
-  dkim: { domain: 'shop.example', selector: 'relay1', privateKeys: keys.map((key) => key.privateKeyPem) },
-  signTime: new Date('2026-03-03T09:14:05Z'),
-  spoolDir: dir,
-  spoolMemoryBytes,
-  ...(onRendered ? { onRendered } : {}),
-});
+const options = (spoolMemoryBytes: number, onRendered?: RenderOptions['onRendered']): RenderOptions =>
+  testRenderOptions(keys, { spoolDir: dir, spoolMemoryBytes, ...(onRendered ? { onRendered } : {}) });
 
 describe('the render spool', () => {
   it('spills a large message to a file, gives the same bytes, and removes the file', async () => {
