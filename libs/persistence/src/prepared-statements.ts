@@ -9,6 +9,11 @@ const statementNames = new Map<string, string>();
  * call (about a third less CPU per round trip on both sides, measured). Only for constant texts
  * on a hot path: each distinct text stays prepared on every pooled connection for its lifetime.
  * Returns the text unchanged, so a call site reads as before.
+ *
+ * Not for look-ups by a list of keys (`key = ANY($1)`) in a table that grows: after five calls a
+ * connection may settle on a generic plan made while the table was small, a sequential scan that
+ * compares every row with every key, and keeps it until the next ANALYZE. Measured in the relay
+ * bench: 20-60 ms per 500-key batch at 20 000 rows, where a plan made for the call takes ~2 ms.
  */
 export function prepared(text: string): string {
   if (!statementNames.has(text)) statementNames.set(text, `relay_stmt_${statementNames.size + 1}`);

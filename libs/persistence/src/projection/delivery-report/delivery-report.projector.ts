@@ -22,12 +22,13 @@ interface RecipientRow extends RecipientReportRow {
   updated_at: Date;
 }
 
-const LOAD_MESSAGES_SQL = prepared(`
-  SELECT ${MESSAGE_REPORT_COLUMNS} FROM message_reports WHERE message_id = ANY($1::text[])`);
+// Look-ups by a list of keys stay unprepared, planned for each batch: see `prepared`.
+const LOAD_MESSAGES_SQL = `
+  SELECT ${MESSAGE_REPORT_COLUMNS} FROM message_reports WHERE message_id = ANY($1::text[])`;
 
-const LOAD_RECIPIENTS_SQL = prepared(`
+const LOAD_RECIPIENTS_SQL = `
   SELECT message_id, ${RECIPIENT_REPORT_COLUMNS}, updated_at
-  FROM recipient_reports WHERE message_id = ANY($1::text[])`);
+  FROM recipient_reports WHERE message_id = ANY($1::text[])`;
 
 /** One statement for every message of the batch; the rows come as a JSON array of row objects. */
 const SAVE_MESSAGES_SQL = prepared(`
