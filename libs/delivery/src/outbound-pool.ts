@@ -33,9 +33,9 @@ interface HostState {
 }
 
 /**
- * Outbound SMTP connections pooled per destination, capped per host, reused across messages
- * (RSET between transactions). nodemailer's client sets TCP_NODELAY on every socket (without it a
- * client loses ~40 ms per message to delayed ACKs) and upgrades with STARTTLS whenever offered;
+ * Outbound SMTP connections pooled per destination, capped per host, reused across messages.
+ * nodemailer's client sets TCP_NODELAY on every socket (without it a client loses ~40 ms per
+ * message to delayed ACKs) and upgrades with STARTTLS whenever offered;
  * the certificate is not verified, since MX hosts rarely present one for their own name
  * (opportunistic TLS, RFC 7435).
  */
@@ -129,21 +129,18 @@ export class OutboundPool {
       retire();
       return;
     }
-    connection.reset((error) => {
-      if (error || this.closed) {
-        retire();
-        return;
-      }
-      const waiter = state.waiters.shift();
-      const timer = setTimeout(() => {
-        const index = state.idle.findIndex((i) => i.connection === connection);
-        if (index >= 0) state.idle.splice(index, 1);
-        retire();
-      }, this.options.idleMs ?? 30_000);
-      timer.unref();
-      state.idle.push({ connection, timer });
-      waiter?.();
-    });
+    // No RSET: the final reply to DATA ends the transaction (RFC 5321 4.1.1.4), and a transaction
+    // that failed midway is not reusable. nodemailer's own pool does the same; an RSET per
+    // message cost a round trip with the remote host while holding one of its few connections.
+    const waiter = state.waiters.shift();
+    const timer = setTimeout(() => {
+      const index = state.idle.findIndex((i) => i.connection === connection);
+      if (index >= 0) state.idle.splice(index, 1);
+      retire();
+    }, this.options.idleMs ?? 30_000);
+    timer.unref();
+    state.idle.push({ connection, timer });
+    waiter?.();
   }
 
   private connect(host: string, port: number): Promise<SMTPConnection> {

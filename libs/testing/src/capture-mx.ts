@@ -14,6 +14,8 @@ export interface CapturedMessage {
   readonly raw: Buffer;
   readonly receivedAt: Date;
   readonly tls: boolean;
+  /** The SMTP session (connection) it came over. */
+  readonly session: string;
 }
 
 export type ReplyRule = (recipient: string, attempt: number) => CaptureReply | undefined;
@@ -86,6 +88,7 @@ export class CaptureMx {
             raw: Buffer.concat(chunks),
             receivedAt: new Date(),
             tls: session.secure,
+            session: session.id,
           });
           this.waiters = this.waiters.filter((w) => {
             if (this.messages.length < w.count) return true;
