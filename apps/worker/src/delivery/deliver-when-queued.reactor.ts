@@ -40,5 +40,6 @@ export class DeliverWhenQueuedReactor implements OnApplicationBootstrap, OnAppli
     const owner = this.dispatcher.hasCapacity() ? this.dispatcher.workerId : undefined;
     const leased = await this.queue.enqueue(queued, owner);
     if (owner) this.dispatcher.submit(leased);
+    else this.dispatcher.noteBacklog();
   }
 }

@@ -69,6 +69,8 @@ export class DeliveryDispatcher implements OnApplicationShutdown {
   private pollTimer?: NodeJS.Timeout;
   private depthTimer?: NodeJS.Timeout;
   private polling = false;
+  /** Recipients were queued for any worker to claim (no room here then): claim them as soon as there is. */
+  private backlog = false;
   private stopped = false;
 
   constructor(
@@ -94,6 +96,15 @@ export class DeliveryDispatcher implements OnApplicationShutdown {
   /** Room for more work right now: the hot path leases new recipients only while there is. */
   hasCapacity(): boolean {
     return !this.stopped && this.waiting.length < this.config.deliveryConcurrency;
+  }
+
+  /**
+   * The consumer queued recipients without leasing them (no room here then). Without this they
+   * would wait for the next timed poll, up to POLL_MS, with the dispatcher idle before it.
+   */
+  noteBacklog(): void {
+    this.backlog = true;
+    this.pump();
   }
 
   submit(recipients: readonly QueuedRecipient[]): void {
@@ -132,6 +143,9 @@ export class DeliveryDispatcher implements OnApplicationShutdown {
       });
       this.running.add(run);
     }
+    // Below half the waiting room, claim the backlog at once (a claim of at least half the room,
+    // not one row per finished attempt): the dispatcher never idles while queued mail waits.
+    if (this.backlog && this.waiting.length < this.config.deliveryConcurrency / 2) void this.poll();
   }
 
   private async poll(): Promise<void> {
@@ -139,10 +153,15 @@ export class DeliveryDispatcher implements OnApplicationShutdown {
     const room = this.config.deliveryConcurrency * 2 - this.waiting.length - this.running.size;
     if (room <= 0) return;
     this.polling = true;
+    const limit = Math.min(room, 500);
+    this.backlog = false;
     try {
-      const due = await this.queue.claimDue(this.workerId, Math.min(room, 500));
+      const due = await this.queue.claimDue(this.workerId, limit);
+      // A full claim may have left more behind.
+      if (due.length === limit) this.backlog = true;
       if (due.length > 0) this.submit(due);
     } catch (error) {
+      this.backlog = true;
       this.logger.warn('polling the delivery queue failed', { error });
     } finally {
       this.polling = false;
