@@ -20,11 +20,13 @@ import { PolicyStageRunner } from './policy/policy-stage.runner.js';
 import { ResubmissionsRepository } from './resend/resubmissions.repository.js';
 import { ResubmitHeldMailWhenResendRequestedReactor } from './resend/resubmit-held-mail-when-resend-requested.reactor.js';
 import { SUPPRESSION_LOOKUP } from './policy/suppression-lookup.port.js';
+import { SpoolSweeper } from './spool/spool-sweeper.js';
 import { ListAddressWhenBouncedOrUnsubscribedReactor } from './suppression/list-address-when-bounced-or-unsubscribed.reactor.js';
 
 /**
  * The worker: the policy stage and the delivery stage, each its own consumer group on the event
- * log, and the bounce intake (the SMTP listener for asynchronous bounces to VERP addresses).
+ * log, the bounce intake (the SMTP listener for asynchronous bounces to VERP addresses), and the
+ * spool's retention sweep.
  * Needs the global runtime providers (config, logger, event log, spool, DataSource).
  */
 @Module({
@@ -51,6 +53,7 @@ import { ListAddressWhenBouncedOrUnsubscribedReactor } from './suppression/list-
     ResubmitHeldMailWhenResendRequestedReactor,
     { provide: DELIVERY_LOOKUP, useExisting: DeliveryQueueRepository },
     BounceIntakeService,
+    SpoolSweeper,
   ],
 })
 export class WorkerModule {}

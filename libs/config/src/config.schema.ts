@@ -109,6 +109,18 @@ const duration: Parser<number> = (raw) => {
   return Number(match[1]) * (DURATION_UNITS[match[2] ?? 'ms'] ?? 1);
 };
 
+/**
+ * How far back an upgraded account's held mail can be resent (issue 7). The spool must keep
+ * bodies at least this long; RESEND_WINDOW_MS in libs/persistence is the rule itself.
+ */
+const RESEND_WINDOW_MS = 72 * 3_600_000;
+
+const retention: Parser<number> = (raw) => {
+  const ms = duration(raw);
+  if (ms < RESEND_WINDOW_MS) throw new ConfigError(`must be at least 72h (the resend window), got "${raw}"`);
+  return ms;
+};
+
 const durationList: Parser<number[]> = (raw) => raw.split(',').map((d) => duration(d.trim()));
 
 const none = <T>(): T | undefined => undefined;
@@ -298,6 +310,14 @@ export const CONFIG_SCHEMA = {
     'A recipient still deferred this long after acceptance bounces as expired.',
     duration,
     () => 48 * 3_600_000,
+  ),
+  spoolRetention: key(
+    'SPOOL_RETENTION',
+    'duration',
+    '4d',
+    'Message bodies are removed this long after acceptance (hourly sweep); at least 72h and DELIVERY_MAX_AGE.',
+    retention,
+    () => 4 * 86_400_000,
   ),
   deliveryConcurrency: key(
     'DELIVERY_CONCURRENCY',

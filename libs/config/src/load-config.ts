@@ -15,7 +15,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
       throw new ConfigError(`Invalid ${spec.env}: ${reason}`);
     }
   }
-  return config as RelayConfig;
+  const loaded = config as RelayConfig;
+  // Every recipient is final by DELIVERY_MAX_AGE (delivered, bounced or expired): only then may
+  // its body go.
+  if (loaded.spoolRetention < loaded.maxDeliveryAge) {
+    throw new ConfigError(
+      `Invalid ${CONFIG_SCHEMA.spoolRetention.env}: must be at least ${CONFIG_SCHEMA.maxDeliveryAge.env}, or bodies of mail still being retried are removed`,
+    );
+  }
+  return loaded;
 }
 
 /** The README's configuration table, generated from the schema. */

@@ -73,8 +73,25 @@ describe('loadConfig', () => {
       'worker,mailer',
       'Invalid RELAY_ROLES: expected one of smtp-ingress, worker, projector, admin-api, tracker, got "mailer"',
     ],
+    [
+      'SPOOL_RETENTION',
+      '48h',
+      'Invalid SPOOL_RETENTION: must be at least 72h (the resend window), got "48h"',
+    ],
   ])('refuses %s=%s with one line naming the variable', (name, value, message) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new ConfigError(message));
+  });
+
+  it('keeps spooled bodies 4 days by default, and never less than DELIVERY_MAX_AGE', () => {
+    expect(loadConfig({}).spoolRetention).toBe(4 * 86_400_000);
+    expect(loadConfig({ SPOOL_RETENTION: '10d', DELIVERY_MAX_AGE: '7d' }).spoolRetention).toBe(
+      10 * 86_400_000,
+    );
+    expect(() => loadConfig({ DELIVERY_MAX_AGE: '5d' })).toThrow(
+      new ConfigError(
+        'Invalid SPOOL_RETENTION: must be at least DELIVERY_MAX_AGE, or bodies of mail still being retried are removed',
+      ),
+    );
   });
 
   it('documents every key in the README table, generated from the schema', () => {
