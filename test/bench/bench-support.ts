@@ -1,7 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fstatSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,6 +13,23 @@ import { ensureKafkaBroker, prepareTemplateDatabase, TEST_KAFKA_BROKERS } from '
  * What the end-to-end benches (ingress.bench.ts, relay.bench.ts) and the relay processes they
  * start (ingress-relay-process.ts, relay-process.ts) have in common.
  */
+
+/**
+ * The environment variable that tells a relay process where to make its data directory, which it
+ * then leaves for the bench to remove. Every relay run of a bench keeps its spool until the bench
+ * ends: on the journal-less ext4 of the bench machines, creating a file skips every inode freed in
+ * the last minutes (ext4's recently_deleted), and removing one adapter's ~20 000 spooled bodies
+ * made each file of the next adapter's run cost up to ten times the kernel CPU of the first's.
+ */
+export const BENCH_DATA_ROOT = 'BENCH_DATA_ROOT';
+
+/** Makes the bench's data root under `scratch` and points the relay processes it starts there. */
+export async function useDataRoot(scratch: string): Promise<{ remove(): Promise<void> }> {
+  const root = join(scratch, 'data');
+  await mkdir(root, { recursive: true });
+  process.env[BENCH_DATA_ROOT] = root;
+  return { remove: () => rm(root, { recursive: true, force: true }) };
+}
 
 /** USER_HZ: the unit of utime and stime in /proc/<pid>/stat on every mainstream Linux ABI. */
 const CLOCK_TICKS_PER_SECOND = 100;

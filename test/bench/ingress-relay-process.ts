@@ -8,6 +8,7 @@ import { createTestDatabase, prepareTemplateDatabase, type TestDatabase } from '
 import { ADMIN_TOKEN } from '../support/test-relay.js';
 import {
   BENCH_ACCOUNT,
+  BENCH_DATA_ROOT,
   exitFailedToStart,
   RELAY_STOP_TIMEOUT_MS,
   shutdownWhenAsked,
@@ -35,6 +36,8 @@ interface Started {
   readonly relay: RunningRelay;
   readonly db: TestDatabase;
   readonly dataDir: string;
+  /** False when the bench gave a data root (BENCH_DATA_ROOT): the bench removes it at its end. */
+  readonly ownsDataDir: boolean;
   readonly dropTemplate: (() => Promise<void>) | undefined;
 }
 
@@ -65,7 +68,8 @@ async function createBenchAccount(adminUrl: string): Promise<string> {
 async function start(overrides: Record<string, string>): Promise<Started> {
   const dropTemplate = process.env.RELAY_TEST_TEMPLATE ? undefined : await prepareTemplateDatabase();
   const db = await createTestDatabase('bench_ingress');
-  const dataDir = await mkdtemp(join(tmpdir(), 'relay-bench-'));
+  const dataRoot = process.env[BENCH_DATA_ROOT];
+  const dataDir = await mkdtemp(join(dataRoot ?? tmpdir(), 'relay-bench-'));
   try {
     const config: RelayConfig = loadConfig({
       DATABASE_URL: db.url,
@@ -85,7 +89,7 @@ async function start(overrides: Record<string, string>): Promise<Started> {
       process.stderr.write(line + '\n'),
     );
     const relay = await startRelay(config, logger);
-    return { relay, db, dataDir, dropTemplate };
+    return { relay, db, dataDir, ownsDataDir: dataRoot === undefined, dropTemplate };
   } catch (error) {
     await db.drop();
     await rm(dataDir, { recursive: true, force: true });
@@ -97,7 +101,7 @@ async function start(overrides: Record<string, string>): Promise<Started> {
 async function stop(started: Started): Promise<void> {
   await started.relay.stop();
   await started.db.drop();
-  await rm(started.dataDir, { recursive: true, force: true });
+  if (started.ownsDataDir) await rm(started.dataDir, { recursive: true, force: true });
   await started.dropTemplate?.();
 }
 

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { TEST_KAFKA_BROKERS } from '@relay/testing';
 import {
+  type ChildRelay,
   cpuSecondsOf,
   deleteKafkaTopic,
   envNumber,
@@ -21,7 +22,7 @@ import {
   round,
   startWatchdog,
   stopRelayChild,
-  type ChildRelay,
+  useDataRoot,
 } from './bench-support.js';
 import {
   deliver,
@@ -317,6 +318,7 @@ function targetsLine(results: readonly AdapterResult[]): string {
 async function main(): Promise<number> {
   const scratch = await mkdtemp(join(tmpdir(), 'relay-bench-ingress-'));
   const profileDir = process.env.BENCH_CPU_PROF ? join(scratch, 'profiles') : undefined;
+  const dataRoot = await useDataRoot(scratch);
   let current: RelayChild | undefined;
   const watchdog = startWatchdog(progress, () => (current ? [current] : []));
 
@@ -357,6 +359,7 @@ async function main(): Promise<number> {
       await kafka.value();
     }
     await dropTemplate();
+    await dataRoot.remove();
   }
 
   process.stdout.write(`\n${table(results)}\n\n`);

@@ -4,6 +4,7 @@ import { rm } from 'node:fs/promises';
 import { startTestRelay, type TestRelay } from '../support/test-relay.js';
 import {
   BENCH_ACCOUNT,
+  BENCH_DATA_ROOT,
   exitFailedToStart,
   RELAY_STOP_TIMEOUT_MS,
   shutdownWhenAsked,
@@ -63,7 +64,11 @@ function joinFrom(raw: string | undefined): { databaseUrl: string; dataDir: stri
 
 async function main(): Promise<void> {
   const join = joinFrom(process.env.BENCH_JOIN);
-  const relay: TestRelay = await startTestRelay(overridesFrom(process.argv[2]), join ? { join } : {});
+  const dataRoot = process.env[BENCH_DATA_ROOT];
+  const relay: TestRelay = await startTestRelay(overridesFrom(process.argv[2]), {
+    ...(join ? { join } : {}),
+    ...(dataRoot ? { dataRoot } : {}),
+  });
   let stopping: Promise<void> | undefined;
   // What relay.stop() does last; done directly when the stop hangs or fails, so that neither the
   // database nor the data directory is left behind (DROP ... WITH (FORCE) ends open sessions).

@@ -12,6 +12,7 @@ import { KafkaEventLog, PostgresEventLog, type EventLog } from '@relay/event-log
 import { TEST_KAFKA_BROKERS } from '@relay/testing';
 import { kafkaEnv } from '../support/test-relay.js';
 import {
+  type ChildRelay,
   cpuSecondsOf,
   deleteKafkaTopic,
   envNumber,
@@ -26,7 +27,7 @@ import {
   round,
   startWatchdog,
   stopRelayChild,
-  type ChildRelay,
+  useDataRoot,
 } from './bench-support.js';
 import { percentile } from './ingress-smtp-load.js';
 import { hasSmtpSource, runBurst, runPaced, type BurstResult, type PacedResult } from './relay-load.js';
@@ -544,6 +545,7 @@ function jsonLine(r: AdapterResult): string {
 async function main(): Promise<number> {
   const scratch = await mkdtemp(join(tmpdir(), 'relay-bench-'));
   const profileDir = process.env.BENCH_CPU_PROF ? join(scratch, 'profiles') : undefined;
+  const dataRoot = await useDataRoot(scratch);
   const adapters = (process.env.BENCH_ADAPTERS ?? 'postgres,kafka')
     .split(',')
     .map((a) => a.trim())
@@ -586,6 +588,7 @@ async function main(): Promise<number> {
       await kafka.value();
     }
     await dropTemplate();
+    await dataRoot.remove();
   }
   const loadAfter = await loadAverage();
 
