@@ -76,12 +76,13 @@ const RECORD_OVERHEAD_BYTES = 64;
 const FETCH_MAX_WAIT_MS = 250;
 /**
  * Under load every append answers every group's waiting fetch at once, so each group fetched a
- * few events at a time: with the relay's nine groups in one process, about 2 000 fetches a second
- * at 200 messages/s, which cost the broker a quarter of a core and the worker as much again (and
- * took accept-to-delivered p99 past 10 s). So a group fetches again at most this many ms times the
- * number of subscriptions in the process after its previous fetch returned: together they fetch
- * at most ~200 times a second, however many there are. An idle group is not slowed (its fetch
- * waits at the broker, FETCH_MAX_WAIT_MS); a busy one hands its events on at most that much later.
+ * few events at a time: with the relay's nine groups in one process, ~670 fetches a second (two
+ * per message) in a burst of ~300 messages/s, kafkajs taking a third of the worker's CPU. At a
+ * steady 200 messages/s the broker took a quarter of a core and accept-to-delivered p99 passed
+ * 10 s. So a group fetches again at most this many ms times the number of subscriptions in the
+ * process after its previous fetch returned: together they fetch at most ~200 times a second,
+ * however many there are. An idle group is not slowed (its fetch waits at the broker,
+ * FETCH_MAX_WAIT_MS); a busy one hands its events on at most that much later.
  * Measured at 200 messages/s (npm run bench, nine groups): accept-to-delivered p99 10.5 s with no
  * spacing, 505 ms with a flat 10 ms, 210 ms with this (45 ms per group).
  */
