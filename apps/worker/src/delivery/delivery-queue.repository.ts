@@ -94,13 +94,14 @@ const ENQUEUE_SQL = prepared(`
   ON CONFLICT (message_id, recipient) DO NOTHING
   RETURNING ${COLUMNS}`);
 
-const OUTCOMES_SQL = prepared(`
+// Rows found by a list of keys: planned per call, not prepared (see `prepared`).
+const OUTCOMES_SQL = `
   UPDATE delivery_recipients d SET state = u.state, attempts = d.attempts + 1,
     next_attempt_at = COALESCE(u.next_attempt_at, d.next_attempt_at),
     lease_owner = NULL, lease_until = NULL, updated_at = now()
   FROM jsonb_to_recordset($1::jsonb)
     AS u(message_id text, recipient text, state text, next_attempt_at timestamptz)
-  WHERE d.message_id = u.message_id AND d.recipient = u.recipient`);
+  WHERE d.message_id = u.message_id AND d.recipient = u.recipient`;
 
 interface PendingOutcomes {
   readonly messageId: string;

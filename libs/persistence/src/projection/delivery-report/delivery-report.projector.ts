@@ -22,7 +22,7 @@ interface RecipientRow extends RecipientReportRow {
   updated_at: Date;
 }
 
-// Look-ups by a list of keys stay unprepared, planned for each batch: see `prepared`.
+// Rows found by a list of keys: planned per call, not prepared (see `prepared`).
 const LOAD_MESSAGES_SQL = `
   SELECT ${MESSAGE_REPORT_COLUMNS} FROM message_reports WHERE message_id = ANY($1::text[])`;
 

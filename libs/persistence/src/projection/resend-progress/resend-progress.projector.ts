@@ -1,7 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { eventIdFor, type EventOfType } from '@relay/domain';
 import type { Projection } from '../projection.js';
-import { prepared } from '../../prepared-statements.js';
 
 export const RESEND_PROGRESS_EVENT_TYPES = [
   'MessageQueued',
@@ -38,24 +37,25 @@ interface Counts {
   overQuotaAgain: number;
 }
 
-const LOAD_SQL = prepared(`
+// Rows found by a list of keys: planned per call, not prepared (see `prepared`).
+const LOAD_SQL = `
   SELECT s.quota_exceeded_event_id::text AS quota_exceeded_event_id, s.recipient, s.message_id,
          s.resend_id::text AS resend_id, s.outcome
   FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::text[]) AS k(message_id, recipient)) AS k
   JOIN resubmissions s ON s.message_id = k.message_id AND s.recipient = k.recipient
-  ORDER BY s.created_at DESC`);
+  ORDER BY s.created_at DESC`;
 
-const SAVE_OUTCOMES_SQL = prepared(`
+const SAVE_OUTCOMES_SQL = `
   UPDATE resubmissions s SET outcome = u.outcome
   FROM jsonb_to_recordset($1::jsonb) AS u(quota_exceeded_event_id uuid, recipient text, outcome text)
-  WHERE s.quota_exceeded_event_id = u.quota_exceeded_event_id AND s.recipient = u.recipient`);
+  WHERE s.quota_exceeded_event_id = u.quota_exceeded_event_id AND s.recipient = u.recipient`;
 
 /**
  * Done once the worker has resubmitted all it meant to (resubmitted = total) and each of those has
  * an outcome. The worker checks the same when it finishes; whichever commits last sets it. Under
  * READ COMMITTED an UPDATE that waited for the row re-reads it, so the sums see both writers.
  */
-const SAVE_COUNTS_SQL = prepared(`
+const SAVE_COUNTS_SQL = `
   UPDATE resends r SET
     delivered = r.delivered + u.delivered,
     failed = r.failed + u.failed,
@@ -67,7 +67,7 @@ const SAVE_COUNTS_SQL = prepared(`
       THEN 'done' ELSE r.status END,
     updated_at = now()
   FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, delivered int, failed int, over_quota_again int)
-  WHERE r.id = u.id`);
+  WHERE r.id = u.id`;
 
 const pairKey = (messageId: string, recipient: string): string => `${messageId}\u0000${recipient}`;
 

@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { suppressionKey, type SuppressionList, type SuppressionSource } from '@relay/domain';
-import { prepared } from '../../prepared-statements.js';
 import { cursorTimeSql, decodeKeysetCursor, encodeKeysetCursor } from '../keyset-cursor.js';
 
 /** Both lists, in the order isListed prefers them when an address is on both. */
@@ -96,11 +95,12 @@ function toEntry(row: EntryRow): SuppressionEntry {
 
 /**
  * Reads the Bounce and Unsubscribe lists that SuppressionsProjector writes. Addresses compare by
- * suppressionKey (@relay/domain): the domain case-insensitively, the local part as given.
+ * suppressionKey (@relay/domain): the domain case-insensitively, the local part as given. Rows
+ * found by a list of keys: planned per call, not prepared (see `prepared`).
  */
-const IS_LISTED_SQL = prepared(`
+const IS_LISTED_SQL = `
   SELECT address_key, list FROM suppressions
-  WHERE account_id = $1 AND list = ANY($2::text[]) AND address_key = ANY($3::text[])`);
+  WHERE account_id = $1 AND list = ANY($2::text[]) AND address_key = ANY($3::text[])`;
 
 @Injectable()
 export class SuppressionsRepository {
