@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { RESEND_WINDOW_MS } from '@relay/domain';
 
 /**
  * The one typed schema of the relay's configuration. Every key is an environment variable with a
@@ -109,15 +110,14 @@ const duration: Parser<number> = (raw) => {
   return Number(match[1]) * (DURATION_UNITS[match[2] ?? 'ms'] ?? 1);
 };
 
-/**
- * How far back an upgraded account's held mail can be resent (issue 7). The spool must keep
- * bodies at least this long; RESEND_WINDOW_MS in libs/persistence is the rule itself.
- */
-const RESEND_WINDOW_MS = 72 * 3_600_000;
-
 const retention: Parser<number> = (raw) => {
   const ms = duration(raw);
-  if (ms < RESEND_WINDOW_MS) throw new ConfigError(`must be at least 72h (the resend window), got "${raw}"`);
+  // Held mail can be resent this long after acceptance, so its body must still be there.
+  if (ms < RESEND_WINDOW_MS) {
+    throw new ConfigError(
+      `must be at least ${RESEND_WINDOW_MS / 3_600_000}h (the resend window), got "${raw}"`,
+    );
+  }
   return ms;
 };
 

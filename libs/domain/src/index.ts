@@ -13,3 +13,4 @@ export * from './policy/policy.decide.js';
 export * from './tracking/tracking-token.js';
 export * from './event-examples.js';
 export * from './relay-message-id.js';
+export * from './resend-window.js';

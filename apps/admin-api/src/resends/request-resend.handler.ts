@@ -1,15 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { createEvent } from '@relay/domain';
+import { createEvent, RESEND_WINDOW_MS } from '@relay/domain';
 import { EVENT_LOG, type EventLog } from '@relay/event-log';
-import {
-  appendToOutbox,
-  findHeldMail,
-  recordResend,
-  RESEND_WINDOW_MS,
-  type HeldMail,
-} from '@relay/persistence';
+import { appendToOutbox, findHeldMail, recordResend, type HeldMail } from '@relay/persistence';
 import { lockAccount } from '../suppressions/add-suppressions.handler.js';
 
 export interface RequestResendCommand {

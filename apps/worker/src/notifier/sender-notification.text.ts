@@ -1,4 +1,4 @@
-import type { Limits, Usage } from '@relay/domain';
+import { RESEND_WINDOW_MS, type Limits, type Usage } from '@relay/domain';
 import {
   BOUNCE_LIST_SENTENCE,
   relayDeniedSentence,
@@ -17,8 +17,8 @@ export interface NotificationText {
   readonly text: string;
 }
 
-/** How long a held message can still be resent (issue 7: resends reach 72 hours back). */
-const RESEND_WINDOW_HOURS = 72;
+/** How long a held message can still be resent. */
+const RESEND_WINDOW_HOURS = RESEND_WINDOW_MS / 3_600_000;
 
 const list = (addresses: readonly string[]): string => addresses.map((a) => `  <${a}>`).join('\n');
 

@@ -1,9 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { EventOfType, EventType, RelayEvent } from '@relay/domain';
 
-/** How far back a resend may reach: the spool keeps held bodies at least this long, plus margin. */
-export const RESEND_WINDOW_MS = 72 * 60 * 60 * 1000;
-
 /**
  * The part of the EventLog port (@relay/event-log) finding held mail needs, written out here so
  * that libs/persistence does not depend on libs/event-log; an EventLog satisfies it as it is.
