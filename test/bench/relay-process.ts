@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { startTestRelay, type TestRelay } from '../support/test-relay.js';
 import {
   BENCH_ACCOUNT,
@@ -72,8 +71,7 @@ async function main(): Promise<void> {
   let stopping: Promise<void> | undefined;
   // What relay.stop() does last; done directly when the stop hangs or fails, so that neither the
   // database nor the data directory is left behind (DROP ... WITH (FORCE) ends open sessions).
-  const forceCleanup = (): Promise<unknown> =>
-    Promise.allSettled([relay.db.drop(), rm(relay.dataDir, { recursive: true, force: true })]);
+  const forceCleanup = (): Promise<unknown> => relay.removeOwned().catch(() => undefined);
   const shutdown = (reason: string, failed = false): void => {
     stopping ??= (async () => {
       process.stderr.write(`bench relay: stopping (${reason})\n`);

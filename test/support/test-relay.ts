@@ -25,6 +25,12 @@ export interface TestRelay {
   /** Restarts the relay on the same database and data directory (a process restart). */
   restart(): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * What stop() does last: drops the database and removes the data directory this relay owns
+   * (none when it shares or joins another's; the directory stays under a dataRoot). For a process
+   * whose stop hung or failed.
+   */
+  removeOwned(): Promise<void>;
 }
 
 /**
@@ -114,9 +120,12 @@ export async function startTestRelay(
     },
     async stop() {
       await relay.stop();
+      await handle.removeOwned();
+    },
+    async removeOwned() {
       if (shared) return;
-      await db.drop();
-      if (!dataRoot) await rm(dataDir, { recursive: true, force: true });
+      // Both are started whatever the other does; a failure still rejects.
+      await Promise.all([db.drop(), dataRoot ? undefined : rm(dataDir, { recursive: true, force: true })]);
     },
   };
   return handle;
