@@ -1,30 +1,40 @@
-import { close, constants, fsync, futimes, open as openCallback, write, type Dirent } from 'node:fs';
+import { close, fsync, futimes, open as openCallback, type Dirent } from 'node:fs';
 import { mkdir, open, opendir, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { readBlocks } from './body-blocks.js';
+import { writeAt } from './positioned-write.js';
+import { SEGMENT_SUFFIX, SegmentFile } from './segment-file.js';
+import {
+  MAX_RECORD_HEADER_OCTETS,
+  parseRecordHeader,
+  parseSegmentKey,
+  recordOctets,
+  REMOVED_MARK,
+  segmentKeyFor,
+  type RecordHeader,
+  type SegmentKeyParts,
+} from './segment-record.js';
 import { alreadySpooledError, dayOf, parseSpoolKey, spoolKeyFor } from './spool-key.js';
 import { SpoolBodyNotFoundError, type Spool, type SpooledBody } from './spool.port.js';
 
 /**
  * Source chunks are gathered into writes of this size: fewer syscalls, bounded memory. A body
- * shorter than this (the common case) is stored by a single write.
+ * shorter than this (the common case) goes into a segment by a single write; a longer one gets a
+ * file of its own.
  */
 const WRITE_BLOCK_SIZE = 256 * 1024;
 /** A temporary file untouched this long belongs to a write whose process died. */
 const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 const DAY_DIRECTORY = /^\d{4}-\d{2}-\d{2}$/;
 const BODY_SUFFIX = '.eml';
-
-/** O_DSYNC: each write returns with its data on disk, as if an fdatasync followed it. */
-const CREATE_SYNCHRONOUS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
+const EMPTY = Buffer.alloc(0);
 
 // Plain descriptors rather than FileHandles on the write path: they cost measurably less CPU per
 // body, and a day directory held by a spool that is dropped unclosed is not closed on GC with a
 // warning.
 const openDescriptor = promisify(openCallback);
-const writeDescriptor = promisify(write);
 const stampDescriptor = promisify(futimes);
 const syncDescriptor = promisify(fsync);
 const closeDescriptor = promisify(close);
@@ -62,13 +72,6 @@ async function syncDirectory(path: string): Promise<void> {
     await syncDescriptor(directory);
   } finally {
     await closeDescriptor(directory);
-  }
-}
-
-async function writeFully(file: number, block: Buffer): Promise<void> {
-  for (let offset = 0; offset < block.length;) {
-    const { bytesWritten } = await writeDescriptor(file, block, offset, block.length - offset);
-    offset += bytesWritten;
   }
 }
 
@@ -149,13 +152,18 @@ class DayDirectory {
 function noop(): void {}
 
 /**
- * Bodies as files `<root>/<yyyy-mm-dd>/<messageId>.eml`, for a relay on one machine. A body is
- * written straight under its final name (O_EXCL, so an existing body is never replaced) and is
- * durable once write() resolves: its data by O_DSYNC or fsync, its name by the day directory's
- * fsync. Nothing reads a key before write() has resolved (the key reaches readers only through
- * the MessageReceived appended after it), so a body cut short by a crash is never read: it lies
- * unreferenced until the sweep removes it with its day. Writing into a temporary name and linking
- * it in cost two more file operations per message, each a trip through libuv's thread pool.
+ * Bodies under `<root>/<yyyy-mm-dd>/`, for a relay on one machine. A body shorter than a write
+ * block (256 KB, nearly every message) is a record in a segment file `<segment>.seg` that this
+ * process appends to by positioned O_DSYNC writes (segment-file.ts), keyed
+ * `<day>/<segment>/<offset>/<messageId>`; a longer one is a file `<messageId>.eml` of its own,
+ * written under its final name (O_EXCL, so an existing body is never replaced), fsynced, keyed
+ * `<day>/<messageId>`. Either is durable once write() resolves, its name included: a new file's
+ * by an fsync of the day directory. Nothing reads a key before write() has resolved (the key
+ * reaches readers only through the MessageReceived appended after it), so a body cut short by a
+ * crash is never read: it lies unreferenced until the sweep removes it.
+ *
+ * A segment is freed whole, by the sweep, once its newest body is older than the cutoff (so a
+ * body may outlive its cutoff by up to SEGMENT_SPAN_MS); remove() marks one record removed.
  */
 export class LocalDirectorySpool implements Spool {
   /** Where earlier versions wrote bodies before linking them in; the sweep still empties it. */
@@ -166,6 +174,8 @@ export class LocalDirectorySpool implements Spool {
   /** The open day directories: the latest day's, and earlier ones while a write still uses them. */
   private readonly days = new Map<string, DayDirectory>();
   private latestDay = '';
+  /** The segment this process appends small bodies to. */
+  private segment: SegmentFile | undefined;
 
   constructor(
     private readonly root: string,
@@ -178,45 +188,75 @@ export class LocalDirectorySpool implements Spool {
 
   async write(messageId: string, body: Readable, maxSize?: number): Promise<SpooledBody> {
     const writtenAt = this.now();
-    const key = spoolKeyFor(messageId, writtenAt);
+    // Checks the message id before anything is read or made.
+    const fileKey = spoolKeyFor(messageId, writtenAt);
     const day = dayOf(writtenAt);
+    const blocks = readBlocks(body, WRITE_BLOCK_SIZE, maxSize);
     const directory = this.acquireDayDirectory(day);
-    const path = join(directory.path, `${messageId}${BODY_SUFFIX}`);
-    const file = { created: false };
     try {
       await directory.ready();
-      const size = await this.writeFile(path, body, maxSize, writtenAt, file).catch((error: unknown) => {
+      // The first block before any file: a body that fails early costs nothing, and one shorter
+      // than a block (the common case) is then whole and goes into a segment.
+      const first = await blocks.next();
+      if (first.done === true || first.value.length < WRITE_BLOCK_SIZE) {
+        return await this.appendToSegment(
+          directory,
+          day,
+          messageId,
+          first.done === true ? EMPTY : first.value,
+          writtenAt,
+        );
+      }
+      const path = join(directory.path, `${messageId}${BODY_SUFFIX}`);
+      const size = await this.writeFile(path, first.value, blocks, writtenAt).catch((error: unknown) => {
         // O_EXCL: a body that events may already point at is never replaced.
-        if (hasCode(error, 'EEXIST')) throw alreadySpooledError(key);
-        // The directory went from under its descriptor: the next write makes it anew.
-        if (hasCode(error, 'ENOENT')) this.forgetDayDirectory(day, directory);
+        if (hasCode(error, 'EEXIST')) throw alreadySpooledError(fileKey);
         throw error;
       });
       await directory.sync();
-      return { key, size };
+      return { key: fileKey, size };
     } catch (error) {
-      if (file.created) await unlink(path).catch(noop);
+      // The directory went from under its descriptor: the next write makes it anew.
+      if (hasCode(error, 'ENOENT')) this.forgetDayDirectory(day, directory);
       throw error;
     } finally {
+      // Stops reading the source early (on a failed write) without destroying it: it is the caller's.
+      await blocks.return();
       directory.release();
       if (directory.idle && day < this.latestDay) this.forgetDayDirectory(day, directory);
     }
   }
 
   async read(key: string): Promise<Readable> {
-    const parts = parseSpoolKey(key);
-    if (!parts) throw new SpoolBodyNotFoundError(key);
+    const record = parseSegmentKey(key);
+    const parts = record ? undefined : parseSpoolKey(key);
+    if (!record && !parts) throw new SpoolBodyNotFoundError(key);
     let file: FileHandle;
     try {
-      file = await open(this.pathOf(parts.day, parts.messageId), 'r');
+      file = await open(record ? this.segmentPath(record) : this.pathOf(parts!.day, parts!.messageId), 'r');
     } catch (error) {
       throw hasCode(error, 'ENOENT') ? new SpoolBodyNotFoundError(key) : error;
     }
     // An open file outlives its removal (POSIX), so a sweep cannot cut a read short.
-    return file.createReadStream();
+    if (!record) return file.createReadStream();
+    try {
+      const header = await recordAt(file, record);
+      if (!header) throw new SpoolBodyNotFoundError(key);
+      if (header.bodyLength === 0) {
+        await file.close();
+        return Readable.from([], { objectMode: false });
+      }
+      const start = record.offset + header.headerLength;
+      return file.createReadStream({ start, end: start + header.bodyLength - 1 });
+    } catch (error) {
+      await file.close().catch(noop);
+      throw error;
+    }
   }
 
   async remove(key: string): Promise<void> {
+    const record = parseSegmentKey(key);
+    if (record) return this.removeRecord(record);
     const parts = parseSpoolKey(key);
     if (!parts) return;
     await unlink(this.pathOf(parts.day, parts.messageId)).catch((error: unknown) => {
@@ -253,6 +293,10 @@ export class LocalDirectorySpool implements Spool {
     return join(this.root, day, `${messageId}${BODY_SUFFIX}`);
   }
 
+  private segmentPath(record: SegmentKeyParts): string {
+    return join(this.root, record.day, `${record.segment}${SEGMENT_SUFFIX}`);
+  }
+
   /**
    * The directory of `day`, created and opened by its first write, with the caller counted as its
    * writer until it calls release. Earlier days are closed once no write uses them: the clock has
@@ -287,56 +331,97 @@ export class LocalDirectorySpool implements Spool {
   }
 
   /**
-   * Stores `body` as a new file at `path` with its data on disk; returns its size. `file.created`
-   * says whether the file was made (and so is this write's to remove if it fails).
+   * Puts a body that fits one block into this process's current segment of `day`, opening a new
+   * segment when there is none or it is full, old, or of another day.
+   */
+  private async appendToSegment(
+    directory: DayDirectory,
+    day: string,
+    messageId: string,
+    body: Buffer,
+    writtenAt: Date,
+  ): Promise<SpooledBody> {
+    const at = writtenAt.getTime();
+    let segment = this.segment;
+    if (segment === undefined || !segment.accepts(day, at, recordOctets(messageId, body.length))) {
+      segment?.retire();
+      segment = new SegmentFile(directory.path, day, at, () => directory.sync());
+      this.segment = segment;
+    }
+    const offset = await segment.append(messageId, body, this.stampsWriteTime ? writtenAt : undefined);
+    return { key: segmentKeyFor({ day, segment: segment.name, offset, messageId }), size: body.length };
+  }
+
+  /**
+   * Stores a body of more than one block as a new file at `path` (`first`, then the rest of
+   * `blocks`) with its data on disk; returns its size. A failed write removes the file it made.
    */
   private async writeFile(
     path: string,
-    body: Readable,
-    maxSize: number | undefined,
+    first: Buffer,
+    blocks: AsyncGenerator<Buffer, void, undefined>,
     writtenAt: Date,
-    file: { created: boolean },
   ): Promise<number> {
-    const blocks = readBlocks(body, WRITE_BLOCK_SIZE, maxSize);
+    const descriptor = await openDescriptor(path, 'wx');
+    let size = 0;
     try {
-      // The first block before the file: a body that fails early costs no file, and one shorter
-      // than a block (the common case) is then whole, so a single O_DSYNC write stores it and
-      // makes it durable without an fsync call. A custom clock's time is stamped after the
-      // write, so that case takes the fsync.
-      const first = await blocks.next();
-      const single = !first.done && first.value.length < WRITE_BLOCK_SIZE && !this.stampsWriteTime;
-      const descriptor = await openDescriptor(path, single ? CREATE_SYNCHRONOUS : 'wx');
-      file.created = true;
-      try {
-        let size = 0;
-        for (let block = first; !block.done; block = await blocks.next()) {
-          await writeFully(descriptor, block.value);
-          size += block.value.length;
-        }
-        // The sweep reads the write time from the file: set after the last write, which moves it.
-        if (this.stampsWriteTime) await stampDescriptor(descriptor, writtenAt, writtenAt);
-        if (!single) await syncDescriptor(descriptor);
-        return size;
-      } finally {
-        await closeDescriptor(descriptor);
+      for (
+        let block: IteratorResult<Buffer, void> = { done: false, value: first };
+        !block.done;
+        block = await blocks.next()
+      ) {
+        await writeAt(descriptor, block.value, size);
+        size += block.value.length;
       }
+      // The sweep reads the write time from the file: set after the last write, which moves it.
+      if (this.stampsWriteTime) await stampDescriptor(descriptor, writtenAt, writtenAt);
+      await syncDescriptor(descriptor);
+    } catch (error) {
+      await closeDescriptor(descriptor).catch(noop);
+      await unlink(path).catch(noop);
+      throw error;
+    }
+    await closeDescriptor(descriptor);
+    return size;
+  }
+
+  /** Marks a segment record removed: it reads as not found from then on, and the sweep frees it. */
+  private async removeRecord(record: SegmentKeyParts): Promise<void> {
+    let file: FileHandle;
+    try {
+      file = await open(this.segmentPath(record), 'r+');
+    } catch (error) {
+      if (hasCode(error, 'ENOENT')) return;
+      throw error;
+    }
+    try {
+      if (!(await recordAt(file, record))) return;
+      await file.write(REMOVED_MARK, 0, REMOVED_MARK.length, record.offset);
+      await file.datasync();
     } finally {
-      // Stops reading the source early (on a failed write) without destroying it: it is the caller's.
-      await blocks.return();
+      await file.close();
     }
   }
 
-  /** Removes the bodies in `directory` written before `before` (all of them if undefined). */
+  /**
+   * Removes the bodies in `directory` written before `before` (all of them if undefined): files
+   * by their write time, segments whole by their newest body's. Returns how many bodies went.
+   */
   private async removeBodies(directory: string, before: number | undefined): Promise<number> {
     let removed = 0;
     for await (const entry of entriesOf(directory)) {
-      if (!entry.isFile() || !entry.name.endsWith(BODY_SUFFIX)) continue;
+      const segment = entry.name.endsWith(SEGMENT_SUFFIX);
+      if (!entry.isFile() || !(segment || entry.name.endsWith(BODY_SUFFIX))) continue;
       const path = join(directory, entry.name);
       try {
         // Rounded: a stamped file time went in as whole milliseconds and comes back as a float.
         if (before !== undefined && Math.round((await stat(path)).mtimeMs) >= before) continue;
+        // Only a cutoff ahead of the clock reaches the segment being written; the next write
+        // then starts a new one rather than append to a removed file.
+        if (this.segment?.path === path) this.segment.retire();
+        const bodies = segment ? await liveRecordsIn(path) : 1;
         await unlink(path);
-        removed++;
+        removed += bodies;
       } catch (error) {
         if (!hasCode(error, 'ENOENT')) throw error;
       }
@@ -355,6 +440,57 @@ export class LocalDirectorySpool implements Spool {
       }
     }
   }
+}
+
+/** The live record `key` points at in an open segment, or undefined (removed, or not that body's). */
+async function recordAt(file: FileHandle, key: SegmentKeyParts): Promise<RecordHeader | undefined> {
+  const octets = Buffer.alloc(MAX_RECORD_HEADER_OCTETS);
+  const { bytesRead } = await file.read(octets, 0, octets.length, key.offset);
+  const header = parseRecordHeader(octets.subarray(0, bytesRead));
+  return header?.live === true && header.messageId === key.messageId ? header : undefined;
+}
+
+/**
+ * The live bodies in a segment, for the sweep's count: its records are walked header by header
+ * up to the first that is not whole. Writes in flight when a process died can leave zeros or a
+ * torn record, and the count stops there: it is a figure for the log, and the segment goes by its
+ * time either way.
+ */
+async function liveRecordsIn(path: string): Promise<number> {
+  const file = await open(path, 'r');
+  try {
+    const { size } = await file.stat();
+    const octets = Buffer.alloc(MAX_RECORD_HEADER_OCTETS);
+    let live = 0;
+    for (let offset = 0; offset < size;) {
+      const { bytesRead } = await file.read(octets, 0, octets.length, offset);
+      const header = parseRecordHeader(octets.subarray(0, bytesRead));
+      if (!header) break;
+      if (header.live) live++;
+      offset += header.headerLength + header.bodyLength;
+    }
+    return live;
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * The live bodies under a local spool's root (body files and segment records), for inspection:
+ * tests check with it that a refused message left nothing. Reads every segment's headers.
+ */
+export async function countSpooledBodies(root: string): Promise<number> {
+  let bodies = 0;
+  for await (const day of entriesOf(root)) {
+    if (!day.isDirectory() || !DAY_DIRECTORY.test(day.name)) continue;
+    for await (const entry of entriesOf(join(root, day.name))) {
+      if (!entry.isFile()) continue;
+      if (entry.name.endsWith(BODY_SUFFIX)) bodies++;
+      else if (entry.name.endsWith(SEGMENT_SUFFIX))
+        bodies += await liveRecordsIn(join(root, day.name, entry.name));
+    }
+  }
+  return bodies;
 }
 
 /**

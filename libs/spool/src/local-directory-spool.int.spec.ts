@@ -4,6 +4,7 @@ import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalDirectorySpool } from './local-directory-spool.adapter.js';
+import { SEGMENT_SPAN_MS } from './segment-file.js';
 import { spoolContract, type SpoolHarness } from './spool.contract.js';
 import { SpoolBodyNotFoundError, type Spool } from './spool.port.js';
 
@@ -28,6 +29,7 @@ async function spoolDirectory(): Promise<{ root: string; dispose: () => Promise<
 }
 
 const harness: SpoolHarness = {
+  sweepSlackMs: SEGMENT_SPAN_MS,
   async open(now) {
     const { root, dispose } = await spoolDirectory();
     return { spool: new LocalDirectorySpool(root, { now }), stored: () => filesUnder(root), dispose };
@@ -49,18 +51,93 @@ describe('LocalDirectorySpool', () => {
     return root;
   }
 
-  it('has the body in place under <day>/<messageId>.eml, and no temporary, once write resolves', async () => {
+  it('puts a small body into a segment of its day, and a longer one into <day>/<messageId>.eml', async () => {
     const root = await directory();
     const spool = new LocalDirectorySpool(root, { now: () => new Date('2025-03-10T08:00:00Z') });
-    const { key } = await spool.write('in-place', Readable.from([Buffer.from('Subject: x\r\n\r\nbody\r\n')]));
-    // Durability itself needs a power cut to test: write stores the data with O_DSYNC (or an
-    // fsync) and then fsyncs the day directory (and the root when the day is new), because an
-    // fsynced file whose directory entry was not synced can vanish in a crash.
-    expect(key).toBe('2025-03-10/in-place');
-    expect(await filesUnder(root)).toEqual(['2025-03-10/in-place.eml']);
-    expect((await readFile(join(root, '2025-03-10', 'in-place.eml'))).toString()).toBe(
-      'Subject: x\r\n\r\nbody\r\n',
+    const small = await spool.write('small', Readable.from([Buffer.from('Subject: x\r\n\r\nbody\r\n')]));
+    const next = await spool.write('next', Readable.from([Buffer.from('second')]));
+    const large = Buffer.alloc(256 * 1024, 'a');
+    const { key } = await spool.write('large', Readable.from([large]));
+    // Durability itself needs a power cut to test: a segment is created and its directory
+    // fsynced before its first record is written, each record by an O_DSYNC write; a large body
+    // is fsynced and then its day directory.
+    expect(small.key).toMatch(/^2025-03-10\/[a-z0-9]+-[a-f0-9]+\/0\/small$/);
+    const segment = small.key.split('/')[1];
+    // The second record starts where the first ends: a 9-octet prefix, the id, the body.
+    const firstRecord = 9 + 'small'.length + Buffer.byteLength('Subject: x\r\n\r\nbody\r\n');
+    expect(next.key).toBe(`2025-03-10/${segment}/${firstRecord}/next`);
+    expect(key).toBe('2025-03-10/large');
+    expect(await filesUnder(root)).toEqual(['2025-03-10/large.eml', `2025-03-10/${segment}.seg`]);
+    expect((await readFile(join(root, '2025-03-10', 'large.eml'))).equals(large)).toBe(true);
+    expect(await contentOf(spool, small.key)).toBe('Subject: x\r\n\r\nbody\r\n');
+    expect(await contentOf(spool, next.key)).toBe('second');
+  });
+
+  it('refuses a key that does not point at the record of its message id', async () => {
+    const root = await directory();
+    const spool = new LocalDirectorySpool(root);
+    const { key } = await spool.write('real', Readable.from([Buffer.from('body')]));
+    const [day, segment] = key.split('/');
+    for (const forged of [
+      `${day}/${segment}/0/other`,
+      `${day}/${segment}/1/real`,
+      `${day}/${segment}/900/real`,
+    ]) {
+      await expect(spool.read(forged)).rejects.toBeInstanceOf(SpoolBodyNotFoundError);
+      await spool.remove(forged);
+    }
+    expect(await contentOf(spool, key)).toBe('body');
+  });
+
+  it('rejects a second write of a large body under the same message id, keeping the first', async () => {
+    const root = await directory();
+    const spool = new LocalDirectorySpool(root);
+    const first = Buffer.alloc(300 * 1024, 'f');
+    const { key } = await spool.write('twice-large', Readable.from([first]));
+    await expect(spool.write('twice-large', Readable.from([Buffer.alloc(300 * 1024, 's')]))).rejects.toThrow(
+      /already spooled/,
     );
+    expect((await contentOf(spool, key)) === first.toString()).toBe(true);
+  });
+
+  it('starts a new segment once the current one is older than its span', async () => {
+    const root = await directory();
+    let now = new Date('2025-03-10T08:00:00Z');
+    const spool = new LocalDirectorySpool(root, { now: () => now });
+    const segmentOf = async (messageId: string): Promise<string | undefined> =>
+      (await spool.write(messageId, Readable.from([Buffer.from(messageId)]))).key.split('/')[1];
+    const first = await segmentOf('a');
+    now = new Date(now.getTime() + SEGMENT_SPAN_MS);
+    expect(await segmentOf('b')).toBe(first);
+    now = new Date(now.getTime() + 1);
+    expect(await segmentOf('c')).not.toBe(first);
+  });
+
+  it('keeps the segments of two spools on one directory apart (two relay processes)', async () => {
+    const root = await directory();
+    const spools = [new LocalDirectorySpool(root), new LocalDirectorySpool(root)];
+    const written = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        spools[i % 2]!.write(`two-${i}`, Readable.from([Buffer.from(`body ${i}`)])),
+      ),
+    );
+    expect(new Set(written.map(({ key }) => key.split('/')[1])).size).toBe(2);
+    for (const [i, { key }] of written.entries())
+      expect(await contentOf(spools[(i + 1) % 2]!, key)).toBe(`body ${i}`);
+  });
+
+  it('counts the live bodies of a segment it sweeps, not the removed ones', async () => {
+    const root = await directory();
+    const spool = new LocalDirectorySpool(root, { now: () => new Date('2025-03-10T08:00:00Z') });
+    const keys = [];
+    for (const messageId of ['one', 'two', 'three']) {
+      keys.push((await spool.write(messageId, Readable.from([Buffer.from(messageId)]))).key);
+    }
+    await spool.remove(keys[1]!);
+    await expect(spool.read(keys[1]!)).rejects.toBeInstanceOf(SpoolBodyNotFoundError);
+    expect(await contentOf(spool, keys[2]!)).toBe('three');
+    expect(await spool.removeOlderThan(new Date('2025-03-11T00:00:00Z'))).toBe(2);
+    expect(await filesUnder(root)).toEqual([]);
   });
 
   it('sweeps temporary files of writes that died over an hour ago, and only those', async () => {
@@ -126,12 +203,13 @@ describe('LocalDirectorySpool', () => {
     now = new Date('2025-03-10T11:00:00Z');
     keys.push(await write('clock-set-back'));
 
-    expect(await filesUnder(root)).toEqual([
-      '2025-03-10/after-sweep.eml',
-      '2025-03-10/clock-set-back.eml',
-      '2025-03-11/next-day.eml',
+    // A segment for each return to a day: after the sweep, the next day, the clock set back.
+    expect((await filesUnder(root)).map((file) => file.split('/')[0])).toEqual([
+      '2025-03-10',
+      '2025-03-10',
+      '2025-03-11',
     ]);
-    for (const key of keys) expect(await contentOf(spool, key)).toBe(key.split('/')[1]);
+    for (const key of keys) expect(await contentOf(spool, key)).toBe(key.split('/').at(-1));
   });
 
   it('resolves every one of many small writes made at once, each body intact', async () => {

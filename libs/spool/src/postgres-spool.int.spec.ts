@@ -27,6 +27,7 @@ async function inspectorOf(db: TestDatabase): Promise<pg.Client> {
 }
 
 const harness: SpoolHarness = {
+  sweepSlackMs: 0,
   async open(now) {
     const db = await createTestDatabase('spool');
     const spool = await PostgresSpool.connect(db.url, { now });

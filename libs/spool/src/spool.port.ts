@@ -36,7 +36,8 @@ export interface Spool {
    * Streams `body` into the spool under a key derived from `messageId`. Resolves only once the
    * whole body is durable (fsynced file and directory, or committed rows); never holds the body
    * whole in memory. Rejects with SpoolSizeExceededError past `maxSize`, keeping nothing.
-   * `messageId` is [A-Za-z0-9_-] only and is written once: a second write of it is rejected.
+   * `messageId` is [A-Za-z0-9_-] only. A body once written is never replaced: a second write of
+   * its id is rejected, or (local segments, keyed by place) stored apart under a key of its own.
    * `body` stays the caller's: it is never destroyed, and on a rejection the unread rest is left
    * in it, so the SMTP edge can still drain the DATA stream and answer the client.
    */
