@@ -30,6 +30,8 @@ const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 const DAY_DIRECTORY = /^\d{4}-\d{2}-\d{2}$/;
 const BODY_SUFFIX = '.eml';
 const EMPTY = Buffer.alloc(0);
+/** The sweep reads a segment's record headers through a window of this size. */
+const SCAN_WINDOW_OCTETS = 1024 * 1024;
 
 // Plain descriptors rather than FileHandles on the write path: they cost measurably less CPU per
 // body, and a day directory held by a spool that is dropped unclosed is not closed on GC with a
@@ -451,20 +453,26 @@ async function recordAt(file: FileHandle, key: SegmentKeyParts): Promise<RecordH
 }
 
 /**
- * The live bodies in a segment, for the sweep's count: its records are walked header by header
- * up to the first that is not whole. Writes in flight when a process died can leave zeros or a
- * torn record, and the count stops there: it is a figure for the log, and the segment goes by its
- * time either way.
+ * The live bodies in a segment, for the sweep's count: its records are walked header by header,
+ * read a window at a time (a segment holds thousands), up to the first that is not whole. Writes
+ * in flight when a process died can leave zeros or a torn record, and the count stops there: it
+ * is a figure for the log, and the segment goes by its time either way.
  */
 async function liveRecordsIn(path: string): Promise<number> {
   const file = await open(path, 'r');
   try {
     const { size } = await file.stat();
-    const octets = Buffer.alloc(MAX_RECORD_HEADER_OCTETS);
+    const window = Buffer.allocUnsafe(SCAN_WINDOW_OCTETS);
+    let windowStart = 0;
+    let windowEnd = 0;
     let live = 0;
     for (let offset = 0; offset < size;) {
-      const { bytesRead } = await file.read(octets, 0, octets.length, offset);
-      const header = parseRecordHeader(octets.subarray(0, bytesRead));
+      if (offset + MAX_RECORD_HEADER_OCTETS > windowEnd && windowEnd < size) {
+        const { bytesRead } = await file.read(window, 0, window.length, offset);
+        windowStart = offset;
+        windowEnd = offset + bytesRead;
+      }
+      const header = parseRecordHeader(window.subarray(offset - windowStart, windowEnd - windowStart));
       if (!header) break;
       if (header.live) live++;
       offset += header.headerLength + header.bodyLength;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LocalDirectorySpool } from './local-directory-spool.adapter.js';
+import { countSpooledBodies, LocalDirectorySpool } from './local-directory-spool.adapter.js';
 import { SEGMENT_SPAN_MS } from './segment-file.js';
 import { spoolContract, type SpoolHarness } from './spool.contract.js';
 import { SpoolBodyNotFoundError, type Spool } from './spool.port.js';
@@ -124,6 +124,20 @@ describe('LocalDirectorySpool', () => {
     expect(new Set(written.map(({ key }) => key.split('/')[1])).size).toBe(2);
     for (const [i, { key }] of written.entries())
       expect(await contentOf(spools[(i + 1) % 2]!, key)).toBe(`body ${i}`);
+  });
+
+  it('counts the live bodies of a segment of several megabytes record by record', async () => {
+    const root = await directory();
+    const spool = new LocalDirectorySpool(root, { now: () => new Date('2025-03-10T08:00:00Z') });
+    // Sizes that put record boundaries at every position relative to the sweep's 1 MB window.
+    const written = [];
+    for (let i = 0; i < 400; i++) {
+      written.push(await spool.write(`many-${i}`, Readable.from([Buffer.alloc(5_000 + i * 37, 'x')])));
+    }
+    expect(new Set(written.map(({ key }) => key.split('/')[1])).size).toBe(1);
+    for (const { key } of written.filter((_, i) => i % 50 === 7)) await spool.remove(key);
+    expect(await countSpooledBodies(root)).toBe(392);
+    expect(await spool.removeOlderThan(new Date('2025-03-11T00:00:00Z'))).toBe(392);
   });
 
   it('counts the live bodies of a segment it sweeps, not the removed ones', async () => {
