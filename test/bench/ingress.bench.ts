@@ -38,8 +38,8 @@ import {
  * starts the whole relay in a child process (ingress-relay-process.ts) and measures:
  *
  *  1. 20 parallel sessions, one 5 KB message per connection, for BENCH_SECONDS [20] (at most
- *     BENCH_MAX_MESSAGES [50 000]) after a short warm-up: accepted messages/s, and p50/p99 of the
- *     time from the final "." to the 250.
+ *     BENCH_MAX_MESSAGES [50 000]) after a short warm-up: accepted messages/s, p50/p99 of the
+ *     time from the final "." to the 250, and the relay's CPU time per accepted message.
  *  2. The relay process's peak RSS while 4 sessions each send a 30 MB body at once (VmHWM, reset
  *     just before through /proc/<pid>/clear_refs, and VmRSS polled meanwhile).
  *
@@ -76,6 +76,11 @@ interface AdapterResult {
   readonly p50Ms?: number;
   readonly p99Ms?: number;
   readonly peakRssMb?: number;
+  /**
+   * The relay process's CPU time (all its threads) per accepted message: unlike msg/s, it does not
+   * move with what else the machine runs, so it compares code across runs and days.
+   */
+  readonly relayCpuMsPerMessage?: number;
   readonly details?: Record<string, unknown>;
 }
 
@@ -191,6 +196,8 @@ async function measureThroughput(relay: RelayChild): Promise<Record<string, unkn
     warmup: summarise(warmup),
     measured: summarise(load),
     relayCpuPercentOfOneCore: round((100 * (relayCpu1 - relayCpu0)) / seconds),
+    relayCpuMsPerMessage:
+      load.accepted > 0 ? round((1000 * (relayCpu1 - relayCpu0)) / load.accepted, 2) : null,
     generatorCpuPercentOfOneCore: round((own.user + own.system) / 1e4 / seconds),
     machineCpuBusyPercent: round((100 * (machine1.busy - machine0.busy)) / (machine1.total - machine0.total)),
     relayMetrics: relayMetricsOfPhase(metrics0, metrics1),
@@ -262,7 +269,7 @@ async function benchAdapter(
     const throughput = await measureThroughput(relay);
     const peakAfterThroughput = await memoryOf(relay.pid);
     const large = await measureLargeMessages(relay);
-    const { load, ...throughputDetails } = throughput;
+    const { load, relayCpuMsPerMessage, ...throughputDetails } = throughput;
     const failed = load.accepted === 0 || large.accepted !== LARGE_SESSIONS;
     return {
       bench: 'ingress',
@@ -273,6 +280,7 @@ async function benchAdapter(
       p50Ms: round(percentile(load.latenciesMs, 50), 2),
       p99Ms: round(percentile(load.latenciesMs, 99), 2),
       peakRssMb: large.peakRssMb,
+      ...(typeof relayCpuMsPerMessage === 'number' ? { relayCpuMsPerMessage } : {}),
       details: {
         relayPid: relay.pid,
         sessions: SESSIONS,
@@ -294,11 +302,13 @@ async function benchAdapter(
 function table(results: readonly AdapterResult[]): string {
   return markdownTable(
     [
-      ['adapter', 'accepted msg/s', 'p50 ms', 'p99 ms', 'peak RSS MB with 4×30 MB'],
+      ['adapter', 'accepted msg/s', 'p50 ms', 'p99 ms', 'relay CPU ms/msg', 'peak RSS MB with 4×30 MB'],
       ...results.map((r) =>
         r.status === 'ok' || r.acceptedPerSecond !== undefined
-          ? [r.adapter, r.acceptedPerSecond, r.p50Ms, r.p99Ms, r.peakRssMb].map((v) => String(v ?? '-'))
-          : [r.adapter, 'failed', '-', '-', '-'],
+          ? [r.adapter, r.acceptedPerSecond, r.p50Ms, r.p99Ms, r.relayCpuMsPerMessage, r.peakRssMb].map((v) =>
+              String(v ?? '-'),
+            )
+          : [r.adapter, 'failed', '-', '-', '-', '-'],
       ),
     ],
     (column) => column === 0,
