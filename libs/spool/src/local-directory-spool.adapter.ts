@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { readBlocks } from './body-blocks.js';
 import { writeAt } from './positioned-write.js';
+import { SharedRun } from './shared-run.js';
 import { SEGMENT_SUFFIX, SegmentFile } from './segment-file.js';
 import {
   MAX_RECORD_HEADER_OCTETS,
@@ -30,6 +31,11 @@ const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 const DAY_DIRECTORY = /^\d{4}-\d{2}-\d{2}$/;
 const BODY_SUFFIX = '.eml';
 const EMPTY = Buffer.alloc(0);
+/**
+ * The sweep keeps a file whose time is this close to the cutoff: the kernel stamps file times from
+ * a coarse clock that can run a few milliseconds behind the one a write was timed by.
+ */
+export const FILE_TIME_SLACK_MS = 1000;
 /** The sweep reads a segment's record headers through a window of this size. */
 const SCAN_WINDOW_OCTETS = 1024 * 1024;
 
@@ -87,9 +93,7 @@ class DayDirectory {
   private writers = 0;
   private retired = false;
   private closed = false;
-  private syncing: Promise<void> | undefined;
-  /** The fsync that starts when `syncing` ends, shared by everyone who asked meanwhile. */
-  private next: Promise<void> | undefined;
+  private readonly syncs = new SharedRun(() => this.descriptor.then(syncDescriptor));
 
   constructor(readonly path: string) {
     this.descriptor = createDurableDirectory(path).then(() => openDescriptor(path, 'r'));
@@ -108,11 +112,7 @@ class DayDirectory {
   sync(): Promise<void> {
     // Retired, the path may name a directory made anew since, which this descriptor does not sync.
     if (this.retired) return syncDirectory(this.path);
-    if (this.next) return this.next;
-    if (!this.syncing) return this.startSync();
-    // The fsync in flight may have started before the caller's entry was made.
-    this.next = this.syncing.then(noop, noop).then(() => this.startSync());
-    return this.next;
+    return this.syncs.request();
   }
 
   /** Counts a write in progress: the directory stays open until the last one is done. */
@@ -129,17 +129,6 @@ class DayDirectory {
   retire(): void {
     this.retired = true;
     this.closeIfIdle();
-  }
-
-  private startSync(): Promise<void> {
-    this.next = undefined;
-    const syncing = this.descriptor.then(syncDescriptor);
-    this.syncing = syncing;
-    const settled = (): void => {
-      if (this.syncing === syncing) this.syncing = undefined;
-    };
-    syncing.then(settled, settled);
-    return syncing;
   }
 
   private closeIfIdle(): void {
@@ -165,7 +154,8 @@ function noop(): void {}
  * crash is never read: it lies unreferenced until the sweep removes it.
  *
  * A segment is freed whole, by the sweep, once its newest body is older than the cutoff (so a
- * body may outlive its cutoff by up to SEGMENT_SPAN_MS); remove() marks one record removed.
+ * body may outlive its cutoff by up to SEGMENT_SPAN_MS, plus FILE_TIME_SLACK_MS); remove() marks
+ * one record removed.
  */
 export class LocalDirectorySpool implements Spool {
   /** Where earlier versions wrote bodies before linking them in; the sweep still empties it. */
@@ -343,7 +333,7 @@ export class LocalDirectorySpool implements Spool {
     body: Buffer,
     writtenAt: Date,
   ): Promise<SpooledBody> {
-    const at = writtenAt.getTime();
+    const at = this.now().getTime();
     let segment = this.segment;
     if (segment === undefined || !segment.accepts(day, at, recordOctets(messageId, body.length))) {
       segment?.retire();
@@ -416,8 +406,7 @@ export class LocalDirectorySpool implements Spool {
       if (!entry.isFile() || !(segment || entry.name.endsWith(BODY_SUFFIX))) continue;
       const path = join(directory, entry.name);
       try {
-        // Rounded: a stamped file time went in as whole milliseconds and comes back as a float.
-        if (before !== undefined && Math.round((await stat(path)).mtimeMs) >= before) continue;
+        if (before !== undefined && (await stat(path)).mtimeMs >= before - FILE_TIME_SLACK_MS) continue;
         // Only a cutoff ahead of the clock reaches the segment being written; the next write
         // then starts a new one rather than append to a removed file.
         if (this.segment?.path === path) this.segment.retire();

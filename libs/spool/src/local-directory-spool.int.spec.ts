@@ -1,9 +1,13 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { countSpooledBodies, LocalDirectorySpool } from './local-directory-spool.adapter.js';
+import {
+  countSpooledBodies,
+  FILE_TIME_SLACK_MS,
+  LocalDirectorySpool,
+} from './local-directory-spool.adapter.js';
 import { SEGMENT_SPAN_MS } from './segment-file.js';
 import { spoolContract, type SpoolHarness } from './spool.contract.js';
 import { SpoolBodyNotFoundError, type Spool } from './spool.port.js';
@@ -29,7 +33,7 @@ async function spoolDirectory(): Promise<{ root: string; dispose: () => Promise<
 }
 
 const harness: SpoolHarness = {
-  sweepSlackMs: SEGMENT_SPAN_MS,
+  sweepSlackMs: SEGMENT_SPAN_MS + FILE_TIME_SLACK_MS,
   async open(now) {
     const { root, dispose } = await spoolDirectory();
     return { spool: new LocalDirectorySpool(root, { now }), stored: () => filesUnder(root), dispose };
@@ -111,6 +115,36 @@ describe('LocalDirectorySpool', () => {
     expect(await segmentOf('b')).toBe(first);
     now = new Date(now.getTime() + 1);
     expect(await segmentOf('c')).not.toBe(first);
+  });
+
+  it('keeps one segment for a write whose DATA began before the segment was opened', async () => {
+    const root = await directory();
+    let now = new Date('2025-03-10T08:00:00Z');
+    const spool = new LocalDirectorySpool(root, { now: () => now });
+    const slow = new PassThrough();
+    const slowWrite = spool.write('slow', slow);
+    now = new Date('2025-03-10T08:00:01Z');
+    const quick = await spool.write('quick', Readable.from([Buffer.from('quick')]));
+    now = new Date('2025-03-10T08:00:02Z');
+    slow.end('slow');
+    const { key } = await slowWrite;
+    expect(key.split('/')[1]).toBe(quick.key.split('/')[1]);
+    expect(await contentOf(spool, key)).toBe('slow');
+  });
+
+  it('refuses a write into a segment whose directory was deleted, then writes into a new one', async () => {
+    const root = await directory();
+    const spool = new LocalDirectorySpool(root, { now: () => new Date('2025-03-10T08:00:00Z') });
+    const before = await spool.write('before', Readable.from([Buffer.from('before')]));
+    await rm(join(root, '2025-03-10'), { recursive: true });
+    // Its descriptor still writes, into an unlinked file: answered, that body would be lost.
+    await expect(spool.write('lost', Readable.from([Buffer.from('lost')]))).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
+    const after = await spool.write('after', Readable.from([Buffer.from('after')]));
+    expect(after.key.split('/')[1]).not.toBe(before.key.split('/')[1]);
+    expect(await contentOf(spool, after.key)).toBe('after');
+    expect(await filesUnder(root)).toEqual([`2025-03-10/${after.key.split('/')[1]}.seg`]);
   });
 
   it('keeps the segments of two spools on one directory apart (two relay processes)', async () => {
@@ -198,6 +232,14 @@ describe('LocalDirectorySpool', () => {
     expect(await spool.removeOlderThan(new Date(before - 60_000))).toBe(0);
     expect(await spool.removeOlderThan(new Date(Date.now() + 60_000))).toBe(1);
     await expect(spool.read(key)).rejects.toBeInstanceOf(SpoolBodyNotFoundError);
+  });
+
+  it('keeps a body whose file time is within a second of the cutoff, for the coarse file clock', async () => {
+    const root = await directory();
+    const spool = new LocalDirectorySpool(root, { now: () => new Date('2025-03-10T08:00:00.000Z') });
+    await spool.write('at-eight', Readable.from([Buffer.from('x')]));
+    expect(await spool.removeOlderThan(new Date('2025-03-10T08:00:01.000Z'))).toBe(0);
+    expect(await spool.removeOlderThan(new Date('2025-03-10T08:00:01.001Z'))).toBe(1);
   });
 
   it('writes into a day again after the sweep removed its directory or a later day closed it', async () => {

@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { close, constants, fsync, futimes, open } from 'node:fs';
+import { close, constants, fstat, fsync, futimes, open } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { writeAt } from './positioned-write.js';
 import { recordHeader } from './segment-record.js';
+import { SharedRun } from './shared-run.js';
 
 const openDescriptor = promisify(open);
 const stampDescriptor = promisify(futimes);
 const syncDescriptor = promisify(fsync);
 const closeDescriptor = promisify(close);
+const statDescriptor = promisify(fstat);
 
 /** O_DSYNC: each write returns with its data (and the file size that reaches it) on disk. */
 const CREATE_SYNCHRONOUS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
@@ -44,6 +46,20 @@ export class SegmentFile {
   private closed = false;
   private stampedMs = 0;
   private readonly expiry: NodeJS.Timeout;
+  /**
+   * A write into a segment whose directory was deleted from under the process (by hand, or by a
+   * sweep elsewhere with a wrong cutoff) would land in an unlinked file and be lost once
+   * answered; so a write resolves only after a check, started after it was written, finds the file
+   * still linked. One check serves every write that finished meanwhile.
+   */
+  private readonly linkChecks = new SharedRun(async () => {
+    const { nlink } = await statDescriptor(await this.descriptor);
+    if (nlink === 0) {
+      throw Object.assign(new Error(`spool segment ${this.path} was removed while in use`), {
+        code: 'ENOENT',
+      });
+    }
+  });
 
   /**
    * `syncEntry` makes the new file's directory entry durable (an fsync of its directory); no
@@ -71,7 +87,10 @@ export class SegmentFile {
     this.expiry.unref();
   }
 
-  /** Whether a record of `recordOctets` written on `day` at `at` may go into this segment. */
+  /**
+   * Whether a record of `recordOctets` of `day` may go into this segment at `at`, the time of the
+   * append itself (not when its DATA began, which may precede the segment).
+   */
   accepts(day: string, at: number, recordOctets: number): boolean {
     return (
       !this.retired &&
@@ -95,6 +114,7 @@ export class SegmentFile {
     try {
       const descriptor = await this.descriptor;
       await writeAt(descriptor, record, offset);
+      await this.linkChecks.request();
       if (stamp !== undefined && stamp.getTime() > this.stampedMs) {
         this.stampedMs = stamp.getTime();
         await stampDescriptor(descriptor, stamp, stamp);
