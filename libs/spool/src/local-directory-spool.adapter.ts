@@ -17,7 +17,7 @@ import {
   type RecordHeader,
   type SegmentKeyParts,
 } from './segment-record.js';
-import { alreadySpooledError, dayOf, parseSpoolKey, spoolKeyFor } from './spool-key.js';
+import { alreadySpooledError, dayOf, isDay, parseSpoolKey, spoolKeyFor } from './spool-key.js';
 import { SpoolBodyNotFoundError, type Spool, type SpooledBody } from './spool.port.js';
 
 /**
@@ -28,7 +28,6 @@ import { SpoolBodyNotFoundError, type Spool, type SpooledBody } from './spool.po
 const WRITE_BLOCK_SIZE = 256 * 1024;
 /** A temporary file untouched this long belongs to a write whose process died. */
 const STALE_TEMPORARY_MS = 60 * 60 * 1000;
-const DAY_DIRECTORY = /^\d{4}-\d{2}-\d{2}$/;
 const BODY_SUFFIX = '.eml';
 const EMPTY = Buffer.alloc(0);
 /**
@@ -180,9 +179,9 @@ export class LocalDirectorySpool implements Spool {
 
   async write(messageId: string, body: Readable, maxSize?: number): Promise<SpooledBody> {
     const writtenAt = this.now();
-    // Checks the message id before anything is read or made.
-    const fileKey = spoolKeyFor(messageId, writtenAt);
     const day = dayOf(writtenAt);
+    // Checks the message id before anything is read or made.
+    const fileKey = spoolKeyFor(messageId, day);
     const blocks = readBlocks(body, WRITE_BLOCK_SIZE, maxSize);
     const directory = this.acquireDayDirectory(day);
     try {
@@ -264,7 +263,7 @@ export class LocalDirectorySpool implements Spool {
     const cutoffDay = dayOf(cutoff);
     let removed = 0;
     for await (const entry of entriesOf(this.root)) {
-      if (!entry.isDirectory() || !DAY_DIRECTORY.test(entry.name) || entry.name > cutoffDay) continue;
+      if (!entry.isDirectory() || !isDay(entry.name) || entry.name > cutoffDay) continue;
       const directory = join(this.root, entry.name);
       const wholeDay = entry.name < cutoffDay;
       removed += await this.removeBodies(directory, wholeDay ? undefined : cutoff.getTime());
@@ -402,15 +401,14 @@ export class LocalDirectorySpool implements Spool {
   private async removeBodies(directory: string, before: number | undefined): Promise<number> {
     let removed = 0;
     for await (const entry of entriesOf(directory)) {
-      const segment = entry.name.endsWith(SEGMENT_SUFFIX);
-      if (!entry.isFile() || !(segment || entry.name.endsWith(BODY_SUFFIX))) continue;
+      if (!entry.isFile() || !isBodyFile(entry.name)) continue;
       const path = join(directory, entry.name);
       try {
         if (before !== undefined && (await stat(path)).mtimeMs >= before - FILE_TIME_SLACK_MS) continue;
         // Only a cutoff ahead of the clock reaches the segment being written; the next write
         // then starts a new one rather than append to a removed file.
         if (this.segment?.path === path) this.segment.retire();
-        const bodies = segment ? await liveRecordsIn(path) : 1;
+        const bodies = await bodiesIn(path);
         await unlink(path);
         removed += bodies;
       } catch (error) {
@@ -431,6 +429,16 @@ export class LocalDirectorySpool implements Spool {
       }
     }
   }
+}
+
+/** Whether a file of a day directory holds bodies: a body file or a segment. */
+function isBodyFile(name: string): boolean {
+  return name.endsWith(BODY_SUFFIX) || name.endsWith(SEGMENT_SUFFIX);
+}
+
+/** The live bodies in a body file (one) or a segment (its live records). */
+async function bodiesIn(path: string): Promise<number> {
+  return path.endsWith(SEGMENT_SUFFIX) ? liveRecordsIn(path) : 1;
 }
 
 /** The live record `key` points at in an open segment, or undefined (removed, or not that body's). */
@@ -479,12 +487,10 @@ async function liveRecordsIn(path: string): Promise<number> {
 export async function countSpooledBodies(root: string): Promise<number> {
   let bodies = 0;
   for await (const day of entriesOf(root)) {
-    if (!day.isDirectory() || !DAY_DIRECTORY.test(day.name)) continue;
+    if (!day.isDirectory() || !isDay(day.name)) continue;
     for await (const entry of entriesOf(join(root, day.name))) {
-      if (!entry.isFile()) continue;
-      if (entry.name.endsWith(BODY_SUFFIX)) bodies++;
-      else if (entry.name.endsWith(SEGMENT_SUFFIX))
-        bodies += await liveRecordsIn(join(root, day.name, entry.name));
+      if (entry.isFile() && isBodyFile(entry.name))
+        bodies += await bodiesIn(join(root, day.name, entry.name));
     }
   }
   return bodies;

@@ -21,6 +21,11 @@ async function filesUnder(root: string): Promise<string[]> {
     .sort();
 }
 
+/** The segment a segment key names. */
+function segmentOf(key: string): string | undefined {
+  return key.split('/')[1];
+}
+
 async function contentOf(spool: Spool, key: string): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of await spool.read(key)) chunks.push(chunk as Buffer);
@@ -66,7 +71,7 @@ describe('LocalDirectorySpool', () => {
     // fsynced before its first record is written, each record by an O_DSYNC write; a large body
     // is fsynced and then its day directory.
     expect(small.key).toMatch(/^2025-03-10\/[a-z0-9]+-[a-f0-9]+\/0\/small$/);
-    const segment = small.key.split('/')[1];
+    const segment = segmentOf(small.key);
     // The second record starts where the first ends: a 9-octet prefix, the id, the body.
     const firstRecord = 9 + 'small'.length + Buffer.byteLength('Subject: x\r\n\r\nbody\r\n');
     expect(next.key).toBe(`2025-03-10/${segment}/${firstRecord}/next`);
@@ -108,13 +113,13 @@ describe('LocalDirectorySpool', () => {
     const root = await directory();
     let now = new Date('2025-03-10T08:00:00Z');
     const spool = new LocalDirectorySpool(root, { now: () => now });
-    const segmentOf = async (messageId: string): Promise<string | undefined> =>
-      (await spool.write(messageId, Readable.from([Buffer.from(messageId)]))).key.split('/')[1];
-    const first = await segmentOf('a');
+    const segmentWritten = async (messageId: string): Promise<string | undefined> =>
+      segmentOf((await spool.write(messageId, Readable.from([Buffer.from(messageId)]))).key);
+    const first = await segmentWritten('a');
     now = new Date(now.getTime() + SEGMENT_SPAN_MS);
-    expect(await segmentOf('b')).toBe(first);
+    expect(await segmentWritten('b')).toBe(first);
     now = new Date(now.getTime() + 1);
-    expect(await segmentOf('c')).not.toBe(first);
+    expect(await segmentWritten('c')).not.toBe(first);
   });
 
   it('keeps one segment for a write whose DATA began before the segment was opened', async () => {
@@ -128,7 +133,7 @@ describe('LocalDirectorySpool', () => {
     now = new Date('2025-03-10T08:00:02Z');
     slow.end('slow');
     const { key } = await slowWrite;
-    expect(key.split('/')[1]).toBe(quick.key.split('/')[1]);
+    expect(segmentOf(key)).toBe(segmentOf(quick.key));
     expect(await contentOf(spool, key)).toBe('slow');
   });
 
@@ -142,9 +147,9 @@ describe('LocalDirectorySpool', () => {
       code: 'ENOENT',
     });
     const after = await spool.write('after', Readable.from([Buffer.from('after')]));
-    expect(after.key.split('/')[1]).not.toBe(before.key.split('/')[1]);
+    expect(segmentOf(after.key)).not.toBe(segmentOf(before.key));
     expect(await contentOf(spool, after.key)).toBe('after');
-    expect(await filesUnder(root)).toEqual([`2025-03-10/${after.key.split('/')[1]}.seg`]);
+    expect(await filesUnder(root)).toEqual([`2025-03-10/${segmentOf(after.key)}.seg`]);
   });
 
   it('keeps the segments of two spools on one directory apart (two relay processes)', async () => {
@@ -155,7 +160,7 @@ describe('LocalDirectorySpool', () => {
         spools[i % 2]!.write(`two-${i}`, Readable.from([Buffer.from(`body ${i}`)])),
       ),
     );
-    expect(new Set(written.map(({ key }) => key.split('/')[1])).size).toBe(2);
+    expect(new Set(written.map(({ key }) => segmentOf(key))).size).toBe(2);
     for (const [i, { key }] of written.entries())
       expect(await contentOf(spools[(i + 1) % 2]!, key)).toBe(`body ${i}`);
   });
@@ -168,7 +173,7 @@ describe('LocalDirectorySpool', () => {
     for (let i = 0; i < 400; i++) {
       written.push(await spool.write(`many-${i}`, Readable.from([Buffer.alloc(5_000 + i * 37, 'x')])));
     }
-    expect(new Set(written.map(({ key }) => key.split('/')[1])).size).toBe(1);
+    expect(new Set(written.map(({ key }) => segmentOf(key))).size).toBe(1);
     for (const { key } of written.filter((_, i) => i % 50 === 7)) await spool.remove(key);
     expect(await countSpooledBodies(root)).toBe(392);
     expect(await spool.removeOlderThan(new Date('2025-03-11T00:00:00Z'))).toBe(392);

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { readBlocks } from './body-blocks.js';
-import { alreadySpooledError, parseSpoolKey, spoolKeyFor } from './spool-key.js';
+import { alreadySpooledError, dayOf, parseSpoolKey, spoolKeyFor } from './spool-key.js';
 import { SpoolBodyNotFoundError, type Spool, type SpooledBody } from './spool.port.js';
 
 /** Octets per spool_chunks row: memory per write and per read is about one or two of these. */
@@ -109,7 +109,7 @@ export class PostgresSpool implements Spool {
 
   async write(messageId: string, body: Readable, maxSize?: number): Promise<SpooledBody> {
     const writtenAt = this.now();
-    const key = spoolKeyFor(messageId, writtenAt);
+    const key = spoolKeyFor(messageId, dayOf(writtenAt));
     let size = 0;
     let stored = 0;
     // One block is held back until the next arrives or the body ends: only then is it known to be

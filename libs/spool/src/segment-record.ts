@@ -7,12 +7,13 @@
  * names, and lets the sweep count the bodies of a segment without an index.
  */
 
+import { DAY_PATTERN, MAX_MESSAGE_ID_LENGTH, MESSAGE_ID_PATTERN } from './spool-key.js';
+
 const LIVE = Buffer.from('RLB1', 'latin1');
 const REMOVED = Buffer.from('RLB0', 'latin1');
 const PREFIX_OCTETS = 9;
-const MAX_MESSAGE_ID_OCTETS = 200;
 /** Enough to read any record's header in one go. */
-export const MAX_RECORD_HEADER_OCTETS = PREFIX_OCTETS + MAX_MESSAGE_ID_OCTETS;
+export const MAX_RECORD_HEADER_OCTETS = PREFIX_OCTETS + MAX_MESSAGE_ID_LENGTH;
 
 /** The octets that mark a record removed, written over its magic. */
 export const REMOVED_MARK: Buffer = REMOVED;
@@ -33,7 +34,7 @@ export function recordOctets(messageId: string, bodyLength: number): number {
 /** The header of a live record for `bodyLength` octets under `messageId` ([A-Za-z0-9_-], <= 200). */
 export function recordHeader(messageId: string, bodyLength: number): Buffer {
   const id = Buffer.from(messageId, 'latin1');
-  if (id.length === 0 || id.length > MAX_MESSAGE_ID_OCTETS) {
+  if (id.length === 0 || id.length > MAX_MESSAGE_ID_LENGTH) {
     throw new Error(`message id of ${id.length} octets cannot head a spool record`);
   }
   const header = Buffer.allocUnsafe(PREFIX_OCTETS + id.length);
@@ -73,9 +74,11 @@ export interface SegmentKeyParts {
   readonly messageId: string;
 }
 
-const SEGMENT_NAME = /^[a-z0-9]{1,16}-[a-f0-9]{1,16}$/;
-const SEGMENT_KEY =
-  /^(\d{4}-\d{2}-\d{2})\/([a-z0-9]{1,16}-[a-f0-9]{1,16})\/(\d{1,15})\/([A-Za-z0-9_-]{1,200})$/;
+const SEGMENT_NAME_PATTERN = '[a-z0-9]{1,16}-[a-f0-9]{1,16}';
+const SEGMENT_NAME = new RegExp(`^${SEGMENT_NAME_PATTERN}$`);
+const SEGMENT_KEY = new RegExp(
+  `^(${DAY_PATTERN})/(${SEGMENT_NAME_PATTERN})/(\\d{1,15})/(${MESSAGE_ID_PATTERN})$`,
+);
 
 /** `<yyyy-mm-dd>/<segment>/<offset>/<messageId>`: where a body lives, and whose it is. */
 export function segmentKeyFor(parts: SegmentKeyParts): string {
