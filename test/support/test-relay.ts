@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger, loadConfig, silentLogger, type RelayConfig } from '@relay/config';
+import { createLogger, loadConfig, silentLogger, type Logger, type RelayConfig } from '@relay/config';
 import { KafkaEventLog, PostgresEventLog, type EventLog } from '@relay/event-log';
 import { startRelay, type RunningRelay } from '@relay/relay';
 import { createTestDatabase, type TestDatabase } from '@relay/testing';
@@ -53,6 +53,11 @@ export async function startTestRelay(
      * run's files cannot slow the file creation of the next (see bench-support.ts).
      */
     readonly dataRoot?: string;
+    /**
+     * Where the relay logs, across restarts, for a test that reads the lines (createLogger with a
+     * writer of its own). By default nothing is logged unless RELAY_TEST_LOGS is set.
+     */
+    readonly logger?: Logger;
   } = {},
 ): Promise<TestRelay> {
   const { shareWith, join: joined, dataRoot } = options;
@@ -79,7 +84,7 @@ export async function startTestRelay(
     LOG_LEVEL: 'error',
     ...env,
   });
-  const logger = process.env.RELAY_TEST_LOGS ? createLogger('debug') : silentLogger;
+  const logger = options.logger ?? (process.env.RELAY_TEST_LOGS ? createLogger('debug') : silentLogger);
   let relay = await startRelay(config, logger);
   const ports = (): { smtpPort: number; smtpsPort: number; adminUrl: string } => {
     const listeners = relay.smtpListeners();

@@ -24,6 +24,8 @@ describe('loadConfig', () => {
     expect(config.trackingBaseUrl).toBe('http://localhost:8080');
     expect(config.deliverySmartHost).toBeUndefined();
     expect(config.maxMessageSize).toBe(31457280);
+    expect(config.maxRecipients).toBe(1000);
+    expect(config.spool).toBe('local');
     expect(config.roles).toEqual(['smtp-ingress', 'worker', 'projector', 'admin-api', 'tracker']);
   });
 
@@ -73,6 +75,7 @@ describe('loadConfig', () => {
       'worker,mailer',
       'Invalid RELAY_ROLES: expected one of smtp-ingress, worker, projector, admin-api, tracker, got "mailer"',
     ],
+    ['SPOOL', 's3', 'Invalid SPOOL: expected one of local, postgres, got "s3"'],
     [
       'SPOOL_RETENTION',
       '48h',

@@ -134,7 +134,7 @@ export class SmtpIngressService implements OnApplicationBootstrap, OnApplication
       closeTimeout: 30_000,
       // Mail clients that AUTH send a few commands first; IP-allow-listed senders may send many.
       maxAllowedUnauthenticatedCommands: false,
-      onConnect: (session, callback) => this.onConnect(session, listener, callback),
+      onConnect: (session, callback) => this.onConnect(session, callback),
       onClose: (session) => this.onClose(session),
       onAuth: (auth, session, callback) => {
         this.onAuth(auth, session).then(
@@ -172,11 +172,7 @@ export class SmtpIngressService implements OnApplicationBootstrap, OnApplication
     return state;
   }
 
-  private onConnect(
-    session: SMTPServerSession,
-    listener: Listener,
-    callback: (err?: Error | null) => void,
-  ): void {
+  private onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     const ip = normaliseIp(session.remoteAddress);
     if (this.throttle.isRefused(ip)) {
       refused.inc({ reason: 'auth-throttled' });
@@ -189,7 +185,8 @@ export class SmtpIngressService implements OnApplicationBootstrap, OnApplication
       callback(new SmtpReply(421, '4.7.0', `Too many connections from [${ip}]; try again later`));
       return;
     }
-    sessionsTotal.inc({ port: String(listener.port) });
+    // The port the session came in on, also for a listener configured as port 0.
+    sessionsTotal.inc({ port: String(session.localPort) });
     sessionsActive.inc();
     callback();
   }
@@ -266,7 +263,7 @@ export class SmtpIngressService implements OnApplicationBootstrap, OnApplication
     refused.inc({ reason: 'relay-denied' });
     if (!state.relayDeniedLogged) {
       state.relayDeniedLogged = true;
-      this.logger.info('refused: relaying denied', { clientIp: ip, recipient });
+      this.logger.info('refused: relaying denied', { clientIp: ip, recipient, reason: 'relay-denied' });
       // No account is known, so nobody is notified (no backscatter); the event is for analytics.
       const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
       await this.eventLog

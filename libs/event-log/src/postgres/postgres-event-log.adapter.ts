@@ -390,12 +390,18 @@ export class PostgresEventLog implements EventLog {
     }
   }
 
-  /** Writable means a primary: a server in recovery answers SELECT 1 but refuses appends. */
+  /**
+   * Healthy means appends can succeed: a primary (a server in recovery answers SELECT 1 but refuses
+   * appends) on which this role may insert into event_log (a missing table or a revoked grant fails
+   * every append just the same).
+   */
   async isHealthy(): Promise<boolean> {
     if (this.closing) return false;
     try {
       const result = await withTimeout(
-        this.pool.query<{ writable: boolean }>('SELECT NOT pg_is_in_recovery() AS writable'),
+        this.pool.query<{ writable: boolean }>(
+          `SELECT NOT pg_is_in_recovery() AND has_table_privilege('event_log', 'INSERT') AS writable`,
+        ),
         HEALTH_TIMEOUT_MS,
         'health check',
       );
