@@ -69,23 +69,37 @@ export async function startTestRelay(
       : await createTestDatabase('relay');
   const dataDir =
     shareWith?.dataDir ?? joined?.dataDir ?? (await mkdtemp(join(dataRoot ?? tmpdir(), 'relay-test-')));
-  const config = loadConfig({
-    ...(shareWith ? sharedEnv(shareWith.config) : {}),
-    DATABASE_URL: db.url,
-    RELAY_DATA_DIR: dataDir,
-    SMTP_PORTS: '0',
-    SMTPS_PORTS: '0',
-    ADMIN_PORT: '0',
-    TRACKER_PORT: '0',
-    BOUNCE_SMTP_PORT: '0',
-    LISTEN_HOST: '127.0.0.1',
-    ADMIN_TOKEN,
-    RELAY_HOSTNAME: 'relay.test',
-    LOG_LEVEL: 'error',
-    ...env,
-  });
+  /** Drops the database and removes the data directory this call made (none when shared). */
+  const removeOwned = async (): Promise<void> => {
+    if (shared) return;
+    // Both are started whatever the other does; a failure still rejects.
+    await Promise.all([db.drop(), dataRoot ? undefined : rm(dataDir, { recursive: true, force: true })]);
+  };
   const logger = options.logger ?? (process.env.RELAY_TEST_LOGS ? createLogger('debug') : silentLogger);
-  let relay = await startRelay(config, logger);
+  let config: RelayConfig;
+  let relay: RunningRelay;
+  try {
+    config = loadConfig({
+      ...(shareWith ? sharedEnv(shareWith.config) : {}),
+      DATABASE_URL: db.url,
+      RELAY_DATA_DIR: dataDir,
+      SMTP_PORTS: '0',
+      SMTPS_PORTS: '0',
+      ADMIN_PORT: '0',
+      TRACKER_PORT: '0',
+      BOUNCE_SMTP_PORT: '0',
+      LISTEN_HOST: '127.0.0.1',
+      ADMIN_TOKEN,
+      RELAY_HOSTNAME: 'relay.test',
+      LOG_LEVEL: 'error',
+      ...env,
+    });
+    relay = await startRelay(config, logger);
+  } catch (error) {
+    // A rejected start returns no handle, so nobody else could remove what this call made.
+    await removeOwned();
+    throw error;
+  }
   const ports = (): { smtpPort: number; smtpsPort: number; adminUrl: string } => {
     const listeners = relay.smtpListeners();
     return {
@@ -127,11 +141,7 @@ export async function startTestRelay(
       await relay.stop();
       await handle.removeOwned();
     },
-    async removeOwned() {
-      if (shared) return;
-      // Both are started whatever the other does; a failure still rejects.
-      await Promise.all([db.drop(), dataRoot ? undefined : rm(dataDir, { recursive: true, force: true })]);
-    },
+    removeOwned,
   };
   return handle;
 }

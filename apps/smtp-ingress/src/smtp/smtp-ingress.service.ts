@@ -143,6 +143,14 @@ export class SmtpIngressService implements OnApplicationBootstrap, OnApplication
         );
       },
       onMailFrom: (_address, session, callback) => {
+        // smtp-server takes RFC 8689's REQUIRETLS even though EHLO does not offer it. Delivery does
+        // not honour it, so taking it would quietly drop the sender's demand for TLS all the way.
+        // The flag is cleared here, as smtp-server keeps it for the session's next MAIL FROM.
+        if (session.envelope.requireTLS) {
+          session.envelope.requireTLS = false;
+          callback(new SmtpReply(555, '5.5.4', 'REQUIRETLS is not supported'));
+          return;
+        }
         this.resolveSubmitter(session).then(
           () => callback(),
           (error: Error) => callback(error),

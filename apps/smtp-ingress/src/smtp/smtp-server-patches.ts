@@ -21,7 +21,7 @@ interface ConnectionInternals {
 let installed = false;
 
 /**
- * Two behaviours smtp-server has no option for, patched in one place (the SMTP tests pin both):
+ * Three behaviours smtp-server has no option for, patched in one place (the SMTP tests pin them):
  *
  * 1. It adds a default enhanced status code per reply code to application errors (550 becomes
  *    5.1.1 "mailbox unavailable" even for a relaying refusal). Our handlers start their message
