@@ -1,7 +1,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as netConnect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,7 +12,7 @@ import getTLSOptions from 'smtp-server/lib/tls-options.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, silentLogger } from '@relay/config';
 import { startRelay } from '@relay/relay';
-import { authPlain, createTestDatabase, SmtpTestClient, type TestDatabase } from '@relay/testing';
+import { authPlain, createTestDatabase, SmtpTestClient, unusedPort, type TestDatabase } from '@relay/testing';
 import { startTestRelay, type TestRelay } from '../support/test-relay.js';
 
 const HOST = '127.0.0.1';
@@ -141,15 +141,6 @@ describe('the certificate without TLS_CERT_FILE and TLS_KEY_FILE', () => {
   });
 });
 
-/** A port on 127.0.0.1 that nothing listens on (the OS's pick, released again). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 async function isListenedOn(port: number): Promise<boolean> {
   const server = createServer();
   return new Promise((resolve, reject) => {
@@ -223,11 +214,11 @@ describe('TLS_CERT_FILE and TLS_KEY_FILE', () => {
         // Fixed free ports, so that the test can tell whether the roles that did start (worker,
         // admin API, tracker) let go of theirs.
         const ports = {
-          ADMIN_PORT: await freePort(),
-          TRACKER_PORT: await freePort(),
-          BOUNCE_SMTP_PORT: await freePort(),
-          SMTP_PORTS: await freePort(),
-          SMTPS_PORTS: await freePort(),
+          ADMIN_PORT: await unusedPort(),
+          TRACKER_PORT: await unusedPort(),
+          BOUNCE_SMTP_PORT: await unusedPort(),
+          SMTP_PORTS: await unusedPort(),
+          SMTPS_PORTS: await unusedPort(),
         };
         const config = loadConfig({
           DATABASE_URL: db.url,

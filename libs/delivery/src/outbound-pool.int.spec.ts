@@ -1,8 +1,9 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CaptureMx } from '@relay/testing';
+import { CaptureMx, unusedPort } from '@relay/testing';
 import { OutboundPool } from './outbound-pool.js';
-import { sendTransaction, type TransactionRequest } from './smtp-transaction.js';
+import { sendTransaction, type RecipientResult, type TransactionRequest } from './smtp-transaction.js';
 
 const body = (subject: string): string =>
   `From: a@sender.test\r\nTo: b@rcpt.test\r\nSubject: ${subject}\r\n\r\nHello.\r\n`;
@@ -70,5 +71,52 @@ describe('OutboundPool against a real SMTP server', () => {
     expect(next).toEqual([expect.objectContaining({ recipient: 'e@rcpt.test', outcome: 'accepted' })]);
     expect(mx.messages.at(-1)?.recipients).toEqual(['e@rcpt.test']);
     expect(mx.messages.at(-1)?.raw.toString()).toContain('Subject: seven');
+  });
+});
+
+/** Why the one recipient of a transaction failed without any reply from the host. */
+const failureReason = ([result]: RecipientResult[]): string =>
+  result?.outcome === 'failed' ? result.reason : `not failed: ${JSON.stringify(result)}`;
+
+describe('OutboundPool against hosts that cannot be reached', () => {
+  let pool: OutboundPool;
+  /** Accepts connections and never says a word: a greeting timeout. */
+  let silent: Server;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    pool = new OutboundPool({ name: 'relay.test', perHost: 1, connectTimeoutMs: 500 });
+    silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  });
+  afterAll(async () => {
+    pool.close();
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  it('fails a connection refused, and frees the host slot for the next attempt', async () => {
+    const port = await unusedPort();
+    // perHost is 1: had the first attempt kept its slot, the second would wait forever.
+    for (const subject of ['refused once', 'refused twice']) {
+      const results = await sendTransaction(
+        pool,
+        [{ host: '127.0.0.1', port }],
+        request(['b@rcpt.test'], subject),
+      );
+      expect(results).toEqual([expect.objectContaining({ recipient: 'b@rcpt.test', outcome: 'failed' })]);
+      expect(failureReason(results)).toContain('ECONNREFUSED');
+    }
+  });
+
+  it('fails a host that accepts the connection but never greets', async () => {
+    const { port } = silent.address() as AddressInfo;
+    const results = await sendTransaction(
+      pool,
+      [{ host: '127.0.0.1', port }],
+      request(['b@rcpt.test'], 'silent'),
+    );
+    expect(results).toEqual([expect.objectContaining({ recipient: 'b@rcpt.test', outcome: 'failed' })]);
+    expect(failureReason(results)).toMatch(/greeting/i);
   });
 });

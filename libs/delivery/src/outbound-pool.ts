@@ -157,6 +157,10 @@ export class OutboundPool {
       socketTimeout: this.options.socketTimeoutMs ?? 120_000,
     });
     return new Promise((resolve, reject) => {
+      // nodemailer reports a failed connect (refused, unreachable, timed out, TLS) only as an
+      // 'error' event: the connect callback hears of success and of a close before the greeting.
+      // Without this the attempt, its per-host slot and a graceful stop would wait forever.
+      connection.once('error', reject);
       // Errors after connect surface through the send callbacks; keep them from being unhandled.
       connection.on('error', () => undefined);
       connection.connect((error) => (error ? reject(error) : resolve(connection)));
