@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { AccountEntity } from './account.entity.js';
 import { AccountsRepository, UsernameTakenError } from './accounts.repository.js';
@@ -11,6 +11,18 @@ export interface DemoAccount {
 
 export const DEMO_USERNAME = 'demo';
 
+const PASSWORD_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/**
+ * 20 letters and digits (119 bits). Nothing a shell or a command line reads specially: README
+ * passes it to swaks and curl, and a password starting with "-" was taken for an option.
+ */
+function demoPassword(): string {
+  let password = '';
+  for (let i = 0; i < 20; i++) password += PASSWORD_ALPHABET[randomInt(PASSWORD_ALPHABET.length)];
+  return password;
+}
+
 /**
  * At first start (no accounts at all) creates `demo`, allowed to send as anyone from anywhere once
  * authenticated, and returns its credentials for the console; null when there were accounts
@@ -18,7 +30,7 @@ export const DEMO_USERNAME = 'demo';
  */
 export async function bootstrapDemoAccount(dataSource: DataSource): Promise<DemoAccount | null> {
   if (await dataSource.getRepository(AccountEntity).exists()) return null;
-  const password = randomBytes(15).toString('base64url');
+  const password = demoPassword();
   try {
     const account = await new AccountsRepository(dataSource).create({
       name: 'Demo account',
