@@ -3,17 +3,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { buffer } from 'node:stream/consumers';
 import nodemailer from 'nodemailer';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventOfType, EventType } from '@relay/domain';
 import type { EventLog } from '@relay/event-log';
 import { countSpooledBodies, LocalDirectorySpool } from '@relay/spool';
-import { authPlain, SmtpTestClient } from '@relay/testing';
+import { authPlain, type SmtpTestClient } from '@relay/testing';
+import { createSenderAccount, SENDER, sessionsClosedAfterEach } from '../support/smtp-sessions.js';
 import { openLogReader, startTestRelay, type TestRelay } from '../support/test-relay.js';
 
 const MAX_SIZE = 20_000;
 let t: TestRelay;
 let log: EventLog;
-let password: string;
+const { password } = SENDER;
 
 async function events<T extends EventType>(type: T): Promise<EventOfType<T>[]> {
   const out: EventOfType<T>[] = [];
@@ -48,16 +49,7 @@ async function sendData(client: SmtpTestClient, body: string): Promise<string> {
 /** EHLO reply lines without the code, the greeting line dropped. */
 const capabilities = (reply: string[]): string[] => reply.slice(1).map((line) => line.slice(4));
 
-/** Every session a test opens is closed after it, even when an assertion failed halfway. */
-const openClients: SmtpTestClient[] = [];
-async function connect(port: number, options: { tls?: boolean } = {}) {
-  const session = await SmtpTestClient.connect(port, options);
-  openClients.push(session.client);
-  return session;
-}
-afterEach(() => {
-  for (const client of openClients.splice(0)) client.close();
-});
+const { connect, closeAll } = sessionsClosedAfterEach();
 
 const message = (from = 'Sender <news@example.com>', extra = ''): string =>
   `From: ${from}\r\nTo: rcpt@example.org\r\nSubject: hello\r\n${extra}\r\nHello there.\r\n.\r\n`;
@@ -65,14 +57,7 @@ const message = (from = 'Sender <news@example.com>', extra = ''): string =>
 beforeAll(async () => {
   t = await startTestRelay({ MAX_MESSAGE_SIZE: String(MAX_SIZE), SMTP_MAX_RECIPIENTS: '3' });
   log = await openLogReader(t.db);
-  const created = await t.admin('POST', '/v1/accounts', {
-    name: 'Sender',
-    username: 'sender',
-    password: 'correct horse battery staple',
-    allowedFrom: ['@example.com'],
-  });
-  expect(created.status).toBe(201);
-  password = 'correct horse battery staple';
+  await createSenderAccount(t);
 });
 
 afterAll(async () => {
@@ -417,7 +402,7 @@ describe('abuse limits', () => {
     const { client, greeting } = await connect(strict.smtpPort);
     expect(greeting).toEqual(['421 4.7.0 Too many connections from [127.0.0.1]; try again later']);
     await client.waitForClose();
-    for (const c of openClients.splice(0)) c.close();
+    closeAll();
     await sleep(100);
     const again = await connect(strict.smtpPort);
     expect(again.greeting[0]).toMatch(/^220 /);

@@ -3,12 +3,13 @@ import { performance } from 'node:perf_hooks';
 import { buffer } from 'node:stream/consumers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@relay/config';
 import type { EventLog } from '@relay/event-log';
 import { countSpooledBodies, LocalDirectorySpool } from '@relay/spool';
 import { authPlain, SmtpTestClient } from '@relay/testing';
 import { eventsOf } from '../support/relay-client.js';
+import { createSenderAccount, SENDER, sessionsClosedAfterEach } from '../support/smtp-sessions.js';
 import { openLogReader, startTestRelay, type TestRelay } from '../support/test-relay.js';
 
 /**
@@ -18,35 +19,14 @@ import { openLogReader, startTestRelay, type TestRelay } from '../support/test-r
  * the metrics are per process, which Vitest gives each file.
  */
 
-const PASSWORD = 'correct horse battery staple';
+const PASSWORD = SENDER.password;
 const QUEUED = /^250 2\.0\.0 Ok: queued as ([0-9a-z]{9}[0-9a-f]{16})$/;
 const BODY_TEXT = 'Hello there.';
 
 const message = (from = 'Sender <news@example.com>'): string =>
   `From: ${from}\r\nTo: rcpt@example.org\r\nSubject: hello\r\n\r\n${BODY_TEXT}\r\n.\r\n`;
 
-/** Every session a test opens is closed after it, even when an assertion failed halfway. */
-const openClients: SmtpTestClient[] = [];
-async function connect(port: number, options: { tls?: boolean } = {}) {
-  const session = await SmtpTestClient.connect(port, options);
-  openClients.push(session.client);
-  return session;
-}
-afterEach(() => {
-  for (const client of openClients.splice(0)) client.close();
-});
-
-/** Creates the account `sender` (password PASSWORD, From @example.com); returns its id. */
-async function createSender(t: TestRelay): Promise<string> {
-  const created = await t.admin('POST', '/v1/accounts', {
-    name: 'Sender',
-    username: 'sender',
-    password: PASSWORD,
-    allowedFrom: ['@example.com'],
-  });
-  expect(created.status).toBe(201);
-  return created.body.id ?? '';
-}
+const { connect } = sessionsClosedAfterEach();
 
 /** An implicit-TLS session past EHLO and AUTH PLAIN as `sender`. */
 async function authenticatedSession(t: TestRelay): Promise<SmtpTestClient> {
@@ -138,7 +118,7 @@ describe('the default relay', () => {
   let admin: pg.Client;
   beforeAll(async () => {
     t = await startTestRelay();
-    await createSender(t);
+    await createSenderAccount(t);
     admin = new pg.Client({ connectionString: t.db.url });
     await admin.connect();
   });
@@ -244,7 +224,7 @@ describe('SPOOL=postgres', () => {
   // The worker would start delivering to example.org; only where the ingress puts the body matters here.
   beforeAll(async () => {
     t = await startTestRelay({ SPOOL: 'postgres', RELAY_ROLES: 'smtp-ingress,admin-api' });
-    await createSender(t);
+    await createSenderAccount(t);
   });
   afterAll(async () => {
     await t?.stop();
@@ -291,7 +271,7 @@ describe('structured logs', () => {
       { RELAY_ROLES: 'smtp-ingress,admin-api' },
       { logger: createLogger('info', {}, (line) => lines.push(line)) },
     );
-    accountId = await createSender(t);
+    accountId = await createSenderAccount(t);
   });
   afterAll(async () => {
     await t?.stop();
@@ -420,7 +400,7 @@ describe('graceful stop', () => {
   let t: TestRelay;
   beforeAll(async () => {
     t = await startTestRelay();
-    await createSender(t);
+    await createSenderAccount(t);
   });
   afterAll(async () => {
     // The test stopped the relay already (its stop is idempotent): this removes its database and data dir.

@@ -9,15 +9,21 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import pg from 'pg';
 import { generate } from 'selfsigned';
 import getTLSOptions from 'smtp-server/lib/tls-options.js';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, silentLogger } from '@relay/config';
 import { startRelay } from '@relay/relay';
-import { authPlain, createTestDatabase, SmtpTestClient, unusedPort, type TestDatabase } from '@relay/testing';
+import {
+  authPlain,
+  createTestDatabase,
+  type SmtpTestClient,
+  unusedPort,
+  type TestDatabase,
+} from '@relay/testing';
+import { createSenderAccount, SENDER, sessionsClosedAfterEach } from '../support/smtp-sessions.js';
 import { startTestRelay, type TestRelay } from '../support/test-relay.js';
 
 const HOST = '127.0.0.1';
-const USERNAME = 'sender';
-const PASSWORD = 'correct horse battery staple';
+const { username: USERNAME, password: PASSWORD } = SENDER;
 const GREETING = '220 relay.test ESMTP relay ready';
 /** The body and end-of-data line; SmtpTestClient.line adds the final CRLF. */
 const MESSAGE = 'From: news@example.com\r\nTo: rcpt@example.org\r\nSubject: tls\r\n\r\nHello.\r\n.';
@@ -28,33 +34,14 @@ let t: TestRelay;
 
 beforeAll(async () => {
   t = await startTestRelay();
-  await createSender(t);
+  await createSenderAccount(t);
 });
 
 afterAll(async () => {
   await t?.stop();
 });
 
-/** Every session a test opens is closed after it, even when an assertion failed halfway. */
-const openClients: SmtpTestClient[] = [];
-async function connect(port: number, options: { tls?: boolean } = {}) {
-  const session = await SmtpTestClient.connect(port, options);
-  openClients.push(session.client);
-  return session;
-}
-afterEach(() => {
-  for (const client of openClients.splice(0)) client.close();
-});
-
-async function createSender(relay: TestRelay): Promise<void> {
-  const created = await relay.admin('POST', '/v1/accounts', {
-    name: 'Sender',
-    username: USERNAME,
-    password: PASSWORD,
-    allowedFrom: ['@example.com'],
-  });
-  expect(created.status).toBe(201);
-}
+const { connect } = sessionsClosedAfterEach();
 
 /** EHLO reply lines without the code, the greeting line dropped. */
 const capabilities = (reply: string[]): string[] => reply.slice(1).map((line) => line.slice(4));
@@ -330,7 +317,7 @@ describe('AUTH', () => {
     let plaintext: TestRelay;
     beforeAll(async () => {
       plaintext = await startTestRelay({ SMTP_ALLOW_PLAINTEXT_AUTH: 'true' });
-      await createSender(plaintext);
+      await createSenderAccount(plaintext);
     });
     afterAll(async () => {
       await plaintext?.stop();
