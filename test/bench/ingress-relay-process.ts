@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createLogger, loadConfig, type RelayConfig } from '@relay/config';
 import { startRelay, type RunningRelay } from '@relay/relay';
 import { createTestDatabase, prepareTemplateDatabase, type TestDatabase } from '@relay/testing';
-import { ADMIN_TOKEN } from '../support/test-relay.js';
+import { ADMIN_TOKEN, localRelayEnv } from '../support/test-relay.js';
 import {
   BENCH_ACCOUNT,
   BENCH_DATA_ROOT,
@@ -72,13 +72,7 @@ async function start(overrides: Record<string, string>): Promise<Started> {
   const dataDir = await mkdtemp(join(dataRoot ?? tmpdir(), 'relay-bench-'));
   try {
     const config: RelayConfig = loadConfig({
-      DATABASE_URL: db.url,
-      RELAY_DATA_DIR: dataDir,
-      SMTP_PORTS: '0',
-      SMTPS_PORTS: '0',
-      ADMIN_PORT: '0',
-      TRACKER_PORT: '0',
-      LISTEN_HOST: '127.0.0.1',
+      ...localRelayEnv(db.url, dataDir),
       ADMIN_TOKEN,
       RELAY_HOSTNAME: 'relay.bench',
       ...overrides,

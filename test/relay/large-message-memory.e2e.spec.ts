@@ -6,6 +6,7 @@ import { createTestDatabase, type TestDatabase } from '@relay/testing';
 import { BENCH_ACCOUNT, memoryOf } from '../bench/bench-support.js';
 import { deliver, largeMessage } from '../bench/ingress-smtp-load.js';
 import { startRelayChild, type RelayChild } from '../support/relay-child-process.js';
+import { localRelayEnv } from '../support/test-relay.js';
 
 /**
  * Issue 3, point 6: a large body streams to the spool; the ingress never holds it whole more than
@@ -27,12 +28,7 @@ beforeAll(async () => {
   db = await createTestDatabase('large_message');
   dataDir = await mkdtemp(join(tmpdir(), 'relay-large-'));
   relay = await startRelayChild({
-    DATABASE_URL: db.url,
-    RELAY_DATA_DIR: dataDir,
-    LISTEN_HOST: '127.0.0.1',
-    SMTP_PORTS: '0',
-    SMTPS_PORTS: '0',
-    ADMIN_PORT: '0',
+    ...localRelayEnv(db.url, dataDir),
     RELAY_HOSTNAME: 'relay.test',
     // The ingress alone: what the worker would hold while delivering is not this test's subject.
     RELAY_ROLES: 'smtp-ingress,admin-api',

@@ -19,6 +19,7 @@ import {
 } from '@relay/testing';
 import { eventsOf, waitFor } from '../support/relay-client.js';
 import { startRelayChild, type RelayChild } from '../support/relay-child-process.js';
+import { localRelayEnv } from '../support/test-relay.js';
 
 /**
  * The relay as a new user meets it: `npm start`'s process (node apps/relay/dist/main.js) on an
@@ -39,14 +40,7 @@ let first: RelayChild;
 
 async function startRelay(env: Readonly<Record<string, string>> = {}): Promise<RelayChild> {
   const child = await startRelayChild({
-    DATABASE_URL: db.url,
-    RELAY_DATA_DIR: dataDir,
-    LISTEN_HOST: '127.0.0.1',
-    SMTP_PORTS: '0',
-    SMTPS_PORTS: '0',
-    ADMIN_PORT: '0',
-    TRACKER_PORT: '0',
-    BOUNCE_SMTP_PORT: '0',
+    ...localRelayEnv(db.url, dataDir),
     RELAY_HOSTNAME: 'relay.test',
     // Outbound mail goes to a capture server in this process, never to the internet.
     DELIVERY_SMART_HOST: `127.0.0.1:${sink.port}`,

@@ -81,14 +81,7 @@ export async function startTestRelay(
   try {
     config = loadConfig({
       ...(shareWith ? sharedEnv(shareWith.config) : {}),
-      DATABASE_URL: db.url,
-      RELAY_DATA_DIR: dataDir,
-      SMTP_PORTS: '0',
-      SMTPS_PORTS: '0',
-      ADMIN_PORT: '0',
-      TRACKER_PORT: '0',
-      BOUNCE_SMTP_PORT: '0',
-      LISTEN_HOST: '127.0.0.1',
+      ...localRelayEnv(db.url, dataDir),
       ADMIN_TOKEN,
       RELAY_HOSTNAME: 'relay.test',
       LOG_LEVEL: 'error',
@@ -144,6 +137,23 @@ export async function startTestRelay(
     removeOwned,
   };
   return handle;
+}
+
+/**
+ * What every relay of the tests and benches is given: a database and data directory of its own,
+ * and ports chosen by the OS on 127.0.0.1 (the start-up summary and smtpListeners() tell them).
+ */
+export function localRelayEnv(databaseUrl: string, dataDir: string): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    RELAY_DATA_DIR: dataDir,
+    SMTP_PORTS: '0',
+    SMTPS_PORTS: '0',
+    ADMIN_PORT: '0',
+    TRACKER_PORT: '0',
+    BOUNCE_SMTP_PORT: '0',
+    LISTEN_HOST: '127.0.0.1',
+  };
 }
 
 /** Another process's test database: this relay uses it and leaves dropping it to its owner. */
