@@ -9,7 +9,7 @@ import type { EventLog } from '@relay/event-log';
 import { countSpooledBodies, LocalDirectorySpool } from '@relay/spool';
 import { authPlain, SmtpTestClient } from '@relay/testing';
 import { eventsOf } from '../support/relay-client.js';
-import { createSenderAccount, SENDER, sessionsClosedAfterEach } from '../support/smtp-sessions.js';
+import { createSenderAccount, QUEUED, SENDER, sessionsClosedAfterEach } from '../support/smtp-sessions.js';
 import { openLogReader, startTestRelay, type TestRelay } from '../support/test-relay.js';
 
 /**
@@ -20,7 +20,6 @@ import { openLogReader, startTestRelay, type TestRelay } from '../support/test-r
  */
 
 const PASSWORD = SENDER.password;
-const QUEUED = /^250 2\.0\.0 Ok: queued as ([0-9a-z]{9}[0-9a-f]{16})$/;
 const BODY_TEXT = 'Hello there.';
 
 const message = (from = 'Sender <news@example.com>'): string =>
@@ -32,7 +31,7 @@ const { connect } = sessionsClosedAfterEach();
 async function authenticatedSession(t: TestRelay): Promise<SmtpTestClient> {
   const { client } = await connect(t.smtpsPort, { tls: true });
   await client.command('EHLO client.test');
-  expect(await client.line(`AUTH PLAIN ${authPlain('sender', PASSWORD)}`)).toBe(
+  expect(await client.line(`AUTH PLAIN ${authPlain(SENDER.username, PASSWORD)}`)).toBe(
     '235 2.7.0 Authentication successful',
   );
   return client;
@@ -117,7 +116,8 @@ describe('the default relay', () => {
   let t: TestRelay;
   let admin: pg.Client;
   beforeAll(async () => {
-    t = await startTestRelay();
+    // The ingress and the admin API: a worker would try to deliver to example.org (DNS) meanwhile.
+    t = await startTestRelay({ RELAY_ROLES: 'smtp-ingress,admin-api' });
     await createSenderAccount(t);
     admin = new pg.Client({ connectionString: t.db.url });
     await admin.connect();
@@ -343,20 +343,30 @@ describe('structured logs', () => {
     const wrong = 'Tr0ub4dor&3-not-it';
     const { client } = await connect(t.smtpsPort, { tls: true });
     await client.command('EHLO client.test');
-    expect(await client.line(`AUTH PLAIN ${authPlain('sender', wrong)}`)).toBe(
+    expect(await client.line(`AUTH PLAIN ${authPlain(SENDER.username, wrong)}`)).toBe(
       '535 5.7.8 Authentication credentials invalid',
     );
-    expect(await client.line(`AUTH PLAIN ${authPlain('sender', PASSWORD)}`)).toBe(
+    expect(await client.line(`AUTH PLAIN ${authPlain(SENDER.username, PASSWORD)}`)).toBe(
       '235 2.7.0 Authentication successful',
     );
     client.close();
     const auth = entries().filter((entry) => entry.msg === 'auth failed');
     expect(auth).toEqual([
-      expect.objectContaining({ level: 'info', clientIp: '127.0.0.1', username: 'sender', method: 'PLAIN' }),
+      expect.objectContaining({
+        level: 'info',
+        clientIp: '127.0.0.1',
+        username: SENDER.username,
+        method: 'PLAIN',
+      }),
     ]);
-    // Neither password, as sent on the wire (base64) or decoded, in any line since the account was
-    // created: account creation, the successful AUTHs of the earlier tests and this one included.
-    for (const secret of [wrong, PASSWORD, authPlain('sender', wrong), authPlain('sender', PASSWORD)]) {
+    // Neither password, as sent on the wire (base64) or decoded, in any line this relay has logged:
+    // the account's creation, the successful AUTHs of the earlier tests and this one included.
+    for (const secret of [
+      wrong,
+      PASSWORD,
+      authPlain(SENDER.username, wrong),
+      authPlain(SENDER.username, PASSWORD),
+    ]) {
       expect(lines.filter((line) => line.includes(secret))).toEqual([]);
     }
   });
@@ -399,7 +409,7 @@ describe('AUTH slow-down', () => {
 describe('graceful stop', () => {
   let t: TestRelay;
   beforeAll(async () => {
-    t = await startTestRelay();
+    t = await startTestRelay({ RELAY_ROLES: 'smtp-ingress,admin-api' });
     await createSenderAccount(t);
   });
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { connect as netConnect, createServer, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,22 +12,21 @@ import getTLSOptions from 'smtp-server/lib/tls-options.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, silentLogger } from '@relay/config';
 import { startRelay } from '@relay/relay';
+import { authPlain, createTestDatabase, type SmtpTestClient, type TestDatabase } from '@relay/testing';
 import {
-  authPlain,
-  createTestDatabase,
-  type SmtpTestClient,
-  unusedPort,
-  type TestDatabase,
-} from '@relay/testing';
-import { createSenderAccount, SENDER, sessionsClosedAfterEach } from '../support/smtp-sessions.js';
-import { startTestRelay, type TestRelay } from '../support/test-relay.js';
+  capabilities,
+  createSenderAccount,
+  QUEUED,
+  SENDER,
+  sessionsClosedAfterEach,
+} from '../support/smtp-sessions.js';
+import { localRelayEnv, startTestRelay, type TestRelay } from '../support/test-relay.js';
 
 const HOST = '127.0.0.1';
 const { username: USERNAME, password: PASSWORD } = SENDER;
 const GREETING = '220 relay.test ESMTP relay ready';
 /** The body and end-of-data line; SmtpTestClient.line adds the final CRLF. */
 const MESSAGE = 'From: news@example.com\r\nTo: rcpt@example.org\r\nSubject: tls\r\n\r\nHello.\r\n.';
-const QUEUED = /^250 2\.0\.0 Ok: queued as [0-9a-z]{9}[0-9a-f]{16}$/;
 const base64 = (text: string): string => Buffer.from(text).toString('base64');
 
 let t: TestRelay;
@@ -42,9 +41,6 @@ afterAll(async () => {
 });
 
 const { connect } = sessionsClosedAfterEach();
-
-/** EHLO reply lines without the code, the greeting line dropped. */
-const capabilities = (reply: string[]): string[] => reply.slice(1).map((line) => line.slice(4));
 
 /** One message through an authenticated session; returns the reply to the end of data. */
 async function sendMessage(client: SmtpTestClient): Promise<string> {
@@ -128,14 +124,13 @@ describe('the certificate without TLS_CERT_FILE and TLS_KEY_FILE', () => {
   });
 });
 
-async function isListenedOn(port: number): Promise<boolean> {
-  const server = createServer();
-  return new Promise((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      error.code === 'EADDRINUSE' ? resolve(true) : reject(error),
-    );
-    server.listen(port, HOST, () => server.close(() => resolve(false)));
-  });
+/** Servers listening in this process, where the relay under test runs; polled while they close. */
+async function listeningServers(atMost: number): Promise<number> {
+  const count = (): number =>
+    process.getActiveResourcesInfo().filter((resource) => resource === 'TCPServerWrap').length;
+  const deadline = Date.now() + 5_000;
+  while (count() > atMost && Date.now() < deadline) await sleep(50);
+  return count();
 }
 
 /** Sessions still open on the database other than the one asking; a backend may take a moment to exit. */
@@ -198,30 +193,19 @@ describe('TLS_CERT_FILE and TLS_KEY_FILE', () => {
       const db = await createTestDatabase('tls_refused');
       const dataDir = await mkdtemp(join(tmpdir(), 'relay-test-'));
       try {
-        // Fixed free ports, so that the test can tell whether the roles that did start (worker,
-        // admin API, tracker) let go of theirs.
-        const ports = {
-          ADMIN_PORT: await unusedPort(),
-          TRACKER_PORT: await unusedPort(),
-          BOUNCE_SMTP_PORT: await unusedPort(),
-          SMTP_PORTS: await unusedPort(),
-          SMTPS_PORTS: await unusedPort(),
-        };
         const config = loadConfig({
-          DATABASE_URL: db.url,
-          RELAY_DATA_DIR: dataDir,
-          LISTEN_HOST: HOST,
+          ...localRelayEnv(db.url, dataDir),
           ADMIN_TOKEN: 'test-admin-token',
           RELAY_HOSTNAME: 'relay.test',
-          ...Object.fromEntries(Object.entries(ports).map(([name, port]) => [name, String(port)])),
           [only]: only === 'TLS_CERT_FILE' ? certFile : keyFile,
         });
+        // The roles that start before the SMTP edge (worker, admin API, tracker) open servers of
+        // their own in this process: none of them may be left listening.
+        const before = await listeningServers(Infinity);
         await expect(startRelay(config, silentLogger)).rejects.toThrow(
           new Error('TLS_CERT_FILE and TLS_KEY_FILE must be set together'),
         );
-        const stillListening: number[] = [];
-        for (const port of Object.values(ports)) if (await isListenedOn(port)) stillListening.push(port);
-        expect(stillListening).toEqual([]);
+        expect(await listeningServers(before)).toBe(before);
         expect(await connectionsLeftOn(db)).toBe(0);
       } finally {
         await Promise.all([db.drop(), rm(dataDir, { recursive: true, force: true })]);

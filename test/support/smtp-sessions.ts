@@ -26,6 +26,12 @@ export function sessionsClosedAfterEach(): {
   };
 }
 
+/** The reply that accepts a message; group 1 is the relay's message id. */
+export const QUEUED = /^250 2\.0\.0 Ok: queued as ([0-9a-z]{9}[0-9a-f]{16})$/;
+
+/** EHLO reply lines without the code, the greeting line dropped. */
+export const capabilities = (reply: string[]): string[] => reply.slice(1).map((line) => line.slice(4));
+
 /** The account the SMTP tests send as: it may use From addresses at example.com. */
 export const SENDER = { username: 'sender', password: 'correct horse battery staple' } as const;
 

@@ -89,8 +89,9 @@ export async function startTestRelay(
     });
     relay = await startRelay(config, logger);
   } catch (error) {
-    // A rejected start returns no handle, so nobody else could remove what this call made.
-    await removeOwned();
+    // A rejected start returns no handle, so nobody else could remove what this call made. The
+    // start's error is the one to see, whatever the clean-up meets.
+    await removeOwned().catch(() => undefined);
     throw error;
   }
   const ports = (): { smtpPort: number; smtpsPort: number; adminUrl: string } => {

@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CaptureMx, unusedPort } from '@relay/testing';
+import { CaptureMx, REFUSED_PORT } from '@relay/testing';
 import { OutboundPool } from './outbound-pool.js';
 import { sendTransaction, type RecipientResult, type TransactionRequest } from './smtp-transaction.js';
 
@@ -96,7 +96,7 @@ describe('OutboundPool against hosts that cannot be reached', () => {
   });
 
   it('fails a connection refused, and frees the host slot for the next attempt', async () => {
-    const port = await unusedPort();
+    const port = REFUSED_PORT;
     // perHost is 1: had the first attempt kept its slot, the second would wait forever.
     for (const subject of ['refused once', 'refused twice']) {
       const results = await sendTransaction(

@@ -3,4 +3,4 @@ export * from './kafka-broker.js';
 export * from './smtp-test-client.js';
 export * from './capture-mx.js';
 export * from './dns-test-server.js';
-export * from './unused-port.js';
+export * from './refused-port.js';

@@ -391,16 +391,20 @@ export class PostgresEventLog implements EventLog {
   }
 
   /**
-   * Healthy means appends can succeed: a primary (a server in recovery answers SELECT 1 but refuses
-   * appends) on which this role may insert into event_log (a missing table or a revoked grant fails
-   * every append just the same).
+   * Healthy means an append would not be refused outright: a primary (a server in recovery answers
+   * SELECT 1 but refuses appends), not read-only, where this role may insert into event_log and
+   * draw its positions. A missing table makes the query itself fail, which reads as unhealthy.
    */
   async isHealthy(): Promise<boolean> {
     if (this.closing) return false;
     try {
       const result = await withTimeout(
         this.pool.query<{ writable: boolean }>(
-          `SELECT NOT pg_is_in_recovery() AND has_table_privilege('event_log', 'INSERT') AS writable`,
+          `SELECT NOT pg_is_in_recovery()
+             AND current_setting('transaction_read_only') = 'off'
+             AND has_table_privilege('event_log', 'INSERT')
+             AND has_sequence_privilege(pg_get_serial_sequence('event_log', 'position'), 'USAGE')
+             AS writable`,
         ),
         HEALTH_TIMEOUT_MS,
         'health check',
