@@ -1,13 +1,12 @@
 import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { fstatSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
 import { ensureKafkaBroker, prepareTemplateDatabase, TEST_KAFKA_BROKERS } from '@relay/testing';
+import { signalThenKill } from '../support/relay-child-process.js';
 
 /**
  * What the end-to-end benches (ingress.bench.ts, relay.bench.ts) and the relay processes they
@@ -153,15 +152,9 @@ export function readyFields<K extends string>(
 
 /** TERM, a bounded wait for a clean stop (it drops its database), then KILL; by PID only. */
 export async function stopRelayChild(relay: ChildRelay, progress: Progress): Promise<void> {
-  if (relay.process.exitCode !== null || relay.process.signalCode !== null) return;
-  const exited = once(relay.process, 'exit');
-  relay.process.kill('SIGTERM');
-  const clean = await Promise.race([exited.then(() => true), sleep(STOP_TIMEOUT_MS, false, { ref: false })]);
-  if (!clean) {
-    progress(`relay pid ${relay.pid} ignored SIGTERM for ${STOP_TIMEOUT_MS / 1000} s, sending SIGKILL`);
-    relay.process.kill('SIGKILL');
-    await exited;
-  }
+  const { forced } = await signalThenKill(relay.process, 'SIGTERM', STOP_TIMEOUT_MS);
+  if (forced)
+    progress(`relay pid ${relay.pid} ignored SIGTERM for ${STOP_TIMEOUT_MS / 1000} s; it was killed`);
 }
 
 /** Kills the current relay processes and exits with 2 once the bench has run for WATCHDOG_MS. */

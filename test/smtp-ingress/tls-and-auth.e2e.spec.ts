@@ -1,11 +1,8 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import pg from 'pg';
 import { generate } from 'selfsigned';
 import getTLSOptions from 'smtp-server/lib/tls-options.js';
@@ -22,7 +19,6 @@ import {
 } from '../support/smtp-sessions.js';
 import { localRelayEnv, startTestRelay, type TestRelay } from '../support/test-relay.js';
 
-const HOST = '127.0.0.1';
 const { username: USERNAME, password: PASSWORD } = SENDER;
 const GREETING = '220 relay.test ESMTP relay ready';
 /** The body and end-of-data line; SmtpTestClient.line adds the final CRLF. */
@@ -50,43 +46,22 @@ async function sendMessage(client: SmtpTestClient): Promise<string> {
   return client.line(MESSAGE);
 }
 
-/** The next CRLF-terminated line on a raw socket. */
-function nextLine(socket: Socket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let received = '';
-    const onData = (chunk: Buffer): void => {
-      received += chunk.toString('latin1');
-      const end = received.indexOf('\r\n');
-      if (end === -1) return;
-      socket.off('data', onData).off('error', reject);
-      resolve(received.slice(0, end));
-    };
-    socket.on('data', onData).once('error', reject);
-  });
-}
-
 /** The certificate the server presents on `port`: at once (implicit TLS) or after STARTTLS. */
 async function presentedCertificate(
   port: number,
   how: 'implicit TLS' | 'STARTTLS',
 ): Promise<X509Certificate> {
-  const plain = netConnect({ host: HOST, port });
-  let secure: TLSSocket | undefined;
+  const { client, greeting } = await connect(port, { tls: how === 'implicit TLS' });
   try {
-    await once(plain, 'connect');
     if (how === 'STARTTLS') {
-      expect(await nextLine(plain)).toBe(GREETING);
-      plain.write('STARTTLS\r\n');
-      expect(await nextLine(plain)).toBe('220 2.0.0 Ready to start TLS');
+      expect(greeting).toEqual([GREETING]);
+      expect(await client.startTls()).toBe('220 2.0.0 Ready to start TLS');
     }
-    secure = tlsConnect({ socket: plain, rejectUnauthorized: false });
-    await once(secure, 'secureConnect');
-    const certificate = secure.getPeerX509Certificate();
+    const certificate = client.peerCertificate();
     if (!certificate) throw new Error(`no certificate presented on port ${port}`);
     return certificate;
   } finally {
-    secure?.destroy();
-    plain.destroy();
+    client.close();
   }
 }
 

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -37,6 +38,33 @@ export interface RelayChild {
   stop(signal?: 'SIGTERM' | 'SIGINT', timeoutMs?: number): Promise<RelayChildExit>;
   /** SIGKILL: a crash, nothing runs after it. Resolves once the process is gone. */
   kill(): Promise<RelayChildExit>;
+}
+
+/**
+ * Sends `signal` (unless the process has exited), then SIGKILL if it is still running after
+ * `timeoutMs`; by PID only. `forced` tells whether the SIGKILL was needed.
+ */
+export async function signalThenKill(
+  child: ChildProcess,
+  signal: NodeJS.Signals,
+  timeoutMs: number,
+): Promise<RelayChildExit & { readonly forced: boolean }> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return { code: child.exitCode, signal: child.signalCode, forced: false };
+  }
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  child.kill(signal);
+  let forced = false;
+  const timer = setTimeout(() => {
+    forced = true;
+    child.kill('SIGKILL');
+  }, timeoutMs);
+  try {
+    const [code, exitSignal] = await exited;
+    return { code, signal: exitSignal, forced };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Children still running, killed if this process exits without having stopped them. */
@@ -136,13 +164,8 @@ export async function startRelayChild(env: Readonly<Record<string, string>>): Pr
   }
 
   const signalled = async (signal: NodeJS.Signals, timeoutMs: number): Promise<RelayChildExit> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    const forced = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    try {
-      return await exited;
-    } finally {
-      clearTimeout(forced);
-    }
+    await signalThenKill(child, signal, timeoutMs);
+    return exited;
   };
   let startup: ReturnType<typeof parseStartup>;
   try {

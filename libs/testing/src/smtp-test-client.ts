@@ -1,3 +1,4 @@
+import type { X509Certificate } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 
@@ -107,6 +108,11 @@ export class SmtpTestClient {
     });
     this.attach(this.socket);
     return reply;
+  }
+
+  /** The certificate the server presented, once the session is TLS (implicit or after STARTTLS). */
+  peerCertificate(): X509Certificate | undefined {
+    return 'getPeerX509Certificate' in this.socket ? this.socket.getPeerX509Certificate() : undefined;
   }
 
   get isClosed(): boolean {
